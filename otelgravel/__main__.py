@@ -1,0 +1,70 @@
+"""The ``otelgravel`` command: ``otelgravel [--config FILE] [--set dotted.key=value ...]``."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+
+from .config import load_config
+from .errors import ConfigError
+
+
+class LogfmtFormatter(logging.Formatter):
+    """One line per event: ``ts=... level=info msg="listening" endpoint=127.0.0.1:4278``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        parts = [f"ts={ts}.{int(record.msecs):03d}Z", f"level={record.levelname.lower()}",
+                 f"msg={_quote(record.getMessage())}"]
+        for key, value in getattr(record, "fields", {}).items():
+            parts.append(f"{key}={_quote(str(value))}")
+        if record.exc_info:
+            parts.append(f"error={_quote(self.formatException(record.exc_info))}")
+        return " ".join(parts)
+
+
+def _quote(text: str) -> str:
+    if text and all(c.isalnum() or c in "._:/-,@[]" for c in text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="otelgravel", description=__doc__)
+    parser.add_argument("--config", metavar="FILE", help="YAML config (default: the embedded one)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key, e.g. receivers.pushgateway.admin_api=true")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.set)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"otelgravel: invalid config: {problem}", file=sys.stderr)
+        return 2
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogfmtFormatter())
+    root = logging.getLogger("otelgravel")
+    root.addHandler(handler)
+    root.setLevel({"warn": "WARNING"}.get(config.log_level, config.log_level.upper()))
+    root.propagate = False
+
+    from .service import run
+    loop_factory = None
+    try:
+        import uvloop
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        pass
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(run(config))
+    except OSError as exc:
+        print(f"otelgravel: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

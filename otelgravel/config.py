@@ -1,0 +1,296 @@
+"""Load, override and validate the YAML config; every problem is reported with its key path.
+
+Like the Collector: unknown keys are errors, all problems are collected and reported together
+(``processors::gravel::expire_after: must be a duration >= 0 (got "-1s")``), and ``--set
+a.b.c=value`` overrides one key with a YAML-parsed value.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+
+import yaml
+
+from .clearmode import parse_clear_mode, parse_duration
+from .errors import ClearModeError, ConfigError
+from .model import ClearMode
+
+RECEIVERS = ("pushgateway", "otlp")
+PROCESSORS = ("gravel",)
+EXPORTERS = ("prometheus",)
+_SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?")
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 10**6, "MiB": 1 << 20,
+               "GB": 10**9, "GiB": 1 << 30}
+_LOG_LEVELS = ("debug", "info", "warn", "error")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass
+class PushgatewayConfig:
+    endpoint: Endpoint
+    admin_api: bool = False
+    max_body_size: int = 16 << 20
+
+
+@dataclass
+class OtlpConfig:
+    endpoint: Endpoint
+    max_body_size: int = 16 << 20
+    keep_instance: bool = False
+    source_ttl: float = 3600.0
+    max_sources: int = 100_000
+
+
+@dataclass
+class GravelConfig:
+    expire_after: float = 0.0
+    max_series: int = 1_000_000
+    rules: list[tuple[str, ClearMode]] = field(default_factory=list)
+
+
+@dataclass
+class PrometheusConfig:
+    endpoint: Endpoint
+
+
+@dataclass
+class Config:
+    pushgateway: PushgatewayConfig | None
+    otlp: OtlpConfig | None
+    gravel: GravelConfig
+    prometheus: PrometheusConfig
+    log_level: str = "info"
+
+
+def default_document() -> dict:
+    text = resources.files("otelgravel").joinpath("default_config.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def load_document(path: str | None) -> dict:
+    if path is None:
+        return default_document()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"config {path}: the top level must be a mapping")
+    return doc
+
+
+def apply_sets(doc: dict, sets: list[str]) -> dict:
+    """``--set receivers.pushgateway.admin_api=true`` (or ``::`` as the separator)."""
+    doc = copy.deepcopy(doc)
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected dotted.key=value")
+        parts = key.split("::") if "::" in key else key.split(".")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from exc
+        node = doc
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {'::'.join(parts[:i + 1])} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return doc
+
+
+class _Checker:
+    """Collects problems with their key paths instead of stopping at the first."""
+
+    def __init__(self):
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def mapping(self, node, path: str, allowed: tuple[str, ...]) -> dict:
+        if node is None:
+            return {}
+        if not isinstance(node, dict):
+            self.fail(path, f"must be a mapping (got {node!r})")
+            return {}
+        for key in node:
+            if key not in allowed:
+                self.fail(f"{path}::{key}" if path else str(key),
+                          f"unknown key (expected one of: {', '.join(allowed)})")
+        return node
+
+    def endpoint(self, value, path: str) -> Endpoint | None:
+        text = str(value) if isinstance(value, (str, int)) else None
+        match = re.fullmatch(r"(\[[^\]]*\]|[^:\[\]]*):(\d{1,5})", text or "")
+        if match is None or int(match.group(2)) > 65535:
+            self.fail(path, f'must be host:port (got "{value}")')
+            return None
+        host = match.group(1).strip("[]") or "0.0.0.0"
+        return Endpoint(host, int(match.group(2)))
+
+    def boolean(self, value, path: str, default: bool) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(path, f'must be true or false (got "{value}")')
+            return default
+        return value
+
+    def duration(self, value, path: str, default: float) -> float:
+        if value is None:
+            return default
+        try:
+            seconds = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                else parse_duration(str(value))
+        except ValueError:
+            seconds = -1.0
+        if seconds < 0:
+            self.fail(path, f'must be a duration >= 0 such as 0s, 30s, 5m, 1h30m (got "{value}")')
+            return default
+        return seconds
+
+    def positive_int(self, value, path: str, default: int) -> int:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            self.fail(path, f'must be a whole number > 0 (got "{value}")')
+            return default
+        return value
+
+    def size(self, value, path: str, default: int) -> int:
+        if value is None:
+            return default
+        match = _SIZE.fullmatch(str(value).strip()) if not isinstance(value, bool) else None
+        if match is None or int(match.group(1)) <= 0:
+            self.fail(path, f'must be a size in bytes > 0 such as 1048576 or 16MiB (got "{value}")')
+            return default
+        return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+def build_config(doc: dict) -> Config:
+    """Validate a config document; raises ConfigError listing every problem."""
+    c = _Checker()
+    top = c.mapping(doc, "", ("receivers", "processors", "exporters", "service"))
+    receivers = c.mapping(top.get("receivers"), "receivers", RECEIVERS)
+    processors = c.mapping(top.get("processors"), "processors", PROCESSORS)
+    exporters = c.mapping(top.get("exporters"), "exporters", EXPORTERS)
+    service = c.mapping(top.get("service"), "service", ("pipelines", "telemetry"))
+    pipelines = c.mapping(service.get("pipelines"), "service::pipelines", ("metrics",))
+    pipeline = c.mapping(pipelines.get("metrics"), "service::pipelines::metrics",
+                         ("receivers", "processors", "exporters"))
+    if "metrics" not in pipelines:
+        c.fail("service::pipelines::metrics", "is required")
+
+    used: dict[str, list[str]] = {}
+    for kind, configured in (("receivers", receivers), ("processors", processors),
+                             ("exporters", exporters)):
+        path = f"service::pipelines::metrics::{kind}"
+        names = pipeline.get(kind, [])
+        if not isinstance(names, list):
+            c.fail(path, f"must be a list (got {names!r})")
+            names = []
+        for name in names:
+            if name not in configured:
+                c.fail(path, f'references {kind[:-1]} "{name}" which is not configured')
+        used[kind] = [n for n in names if n in configured]
+    if not used["receivers"] and "metrics" in pipelines:
+        c.fail("service::pipelines::metrics::receivers", "must name at least one receiver")
+    if not used["exporters"] and "metrics" in pipelines:
+        c.fail("service::pipelines::metrics::exporters", "must name the prometheus exporter")
+
+    pushgateway = None
+    if "pushgateway" in used["receivers"]:
+        node = c.mapping(receivers["pushgateway"], "receivers::pushgateway",
+                         ("endpoint", "admin_api", "max_body_size"))
+        endpoint = c.endpoint(node.get("endpoint", "localhost:4278"), "receivers::pushgateway::endpoint")
+        pushgateway = PushgatewayConfig(
+            endpoint,
+            c.boolean(node.get("admin_api"), "receivers::pushgateway::admin_api", False),
+            c.size(node.get("max_body_size"), "receivers::pushgateway::max_body_size", 16 << 20))
+
+    otlp = None
+    if "otlp" in used["receivers"]:
+        node = c.mapping(receivers["otlp"], "receivers::otlp",
+                         ("protocols", "keep_instance", "source_ttl", "max_sources"))
+        protocols = c.mapping(node.get("protocols"), "receivers::otlp::protocols", ("http",))
+        http = c.mapping(protocols.get("http"), "receivers::otlp::protocols::http",
+                         ("endpoint", "max_body_size"))
+        otlp = OtlpConfig(
+            c.endpoint(http.get("endpoint", "localhost:4318"), "receivers::otlp::protocols::http::endpoint"),
+            c.size(http.get("max_body_size"), "receivers::otlp::protocols::http::max_body_size", 16 << 20),
+            c.boolean(node.get("keep_instance"), "receivers::otlp::keep_instance", False),
+            c.duration(node.get("source_ttl"), "receivers::otlp::source_ttl", 3600.0),
+            c.positive_int(node.get("max_sources"), "receivers::otlp::max_sources", 100_000))
+
+    node = c.mapping(processors.get("gravel"), "processors::gravel",
+                     ("expire_after", "max_series", "rules"))
+    gravel = GravelConfig(
+        c.duration(node.get("expire_after"), "processors::gravel::expire_after", 0.0),
+        c.positive_int(node.get("max_series"), "processors::gravel::max_series", 1_000_000),
+        _rules(c, node.get("rules")))
+
+    node = c.mapping(exporters.get("prometheus"), "exporters::prometheus", ("endpoint",))
+    prometheus = PrometheusConfig(
+        c.endpoint(node.get("endpoint", "localhost:4278"), "exporters::prometheus::endpoint"))
+
+    telemetry = c.mapping(service.get("telemetry"), "service::telemetry", ("logs",))
+    logs = c.mapping(telemetry.get("logs"), "service::telemetry::logs", ("level",))
+    level = logs.get("level", "info")
+    if level not in _LOG_LEVELS:
+        c.fail("service::telemetry::logs::level", f'must be one of {", ".join(_LOG_LEVELS)} (got "{level}")')
+
+    if c.problems:
+        raise ConfigError(c.problems)
+    return Config(pushgateway, otlp, gravel, prometheus, level)
+
+
+def _rules(c: _Checker, node) -> list[tuple[str, ClearMode]]:
+    if node is None:
+        return []
+    if not isinstance(node, list):
+        c.fail("processors::gravel::rules", f"must be a list (got {node!r})")
+        return []
+    rules = []
+    for i, rule in enumerate(node):
+        path = f"processors::gravel::rules::{i}"
+        rule = c.mapping(rule, path, ("metric", "clear_mode"))
+        pattern, mode_text = rule.get("metric"), rule.get("clear_mode")
+        if not isinstance(pattern, str):
+            c.fail(f"{path}::metric", f"must be a regular expression string (got {pattern!r})")
+            continue
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            c.fail(f"{path}::metric", f'invalid regular expression "{pattern}": {exc}')
+            continue
+        try:
+            mode = parse_clear_mode(str(mode_text))
+        except ClearModeError as exc:
+            c.fail(f"{path}::clear_mode", str(exc))
+            continue
+        rules.append((pattern, mode))
+    return rules
+
+
+def load_config(path: str | None = None, sets: list[str] | None = None) -> Config:
+    return build_config(apply_sets(load_document(path), sets or []))

@@ -1,0 +1,350 @@
+"""The gateway's state: families, series and groups, changed only by all-or-nothing ``apply``.
+
+- A family has one type gateway-wide, from its first push until its last series is gone.
+- A series is keyed by family name + sorted labels (the push's grouping labels included) and
+  belongs to exactly one group; another group pushing the same series is a conflict.
+- ``apply`` validates the whole batch before it mutates anything, and costs time in proportion
+  to the batch, never to what is stored.
+- Time comes in as ``now``; nothing here reads a clock or does I/O.
+- Each series keeps its rendered exposition lines (``text``/``om``) until it changes, so a
+  scrape re-renders only what was written since the last one.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ..errors import ConflictError, InputError, LimitError
+from ..model import (BUCKETED, COUNTER, FAMILY_KIND, GAUGEHISTOGRAM, HISTOGRAM, INFO, SUM_KIND,
+                     SUMMARY, WINDOW_KIND, Family, Labels, Point)
+from . import merge
+from .windows import Window
+
+# Sample names a family of each type exposes, so that two families never write the same name.
+_EXPOSED_SUFFIXES = {
+    COUNTER: ("_total", "_created"),
+    HISTOGRAM: ("_bucket", "_sum", "_count", "_created"),
+    SUMMARY: ("", "_sum", "_count", "_created"),
+    GAUGEHISTOGRAM: ("_bucket", "_gsum", "_gcount"),
+    INFO: ("_info",),
+}
+
+
+def exposed_names(name: str, type_: str) -> tuple[str, ...]:
+    return (name,) + tuple(name + s for s in _EXPOSED_SUFFIXES.get(type_, ("",)) if s)
+
+
+def format_series(name: str, labels: Labels) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in labels)
+    return f"{name}{{{inner}}}"
+
+
+class Series:
+    """A stored series: the aggregated point plus what the store and the writers need."""
+
+    __slots__ = ("family", "key", "group", "point", "window", "created", "updated",
+                 "text", "om", "label_text")
+
+    def __init__(self, family: "FamilyState", key: Labels, group: "Group", point: Point,
+                 now: float):
+        self.family = family
+        self.key = key
+        self.group = group
+        self.point = point
+        self.window: Window | None = None
+        self.created = now
+        self.updated = now
+        self.text: str | None = None   # rendered text 0.0.4 lines, None when stale
+        self.om: str | None = None     # rendered OpenMetrics lines, None when stale
+        self.label_text: str | None = None  # rendered label pairs, set by the writers once
+
+
+class FamilyState:
+    __slots__ = ("name", "type", "help", "unit", "series", "_sorted", "windowed")
+
+    def __init__(self, name: str, type_: str, help_: str, unit: str):
+        self.name = name
+        self.type = type_
+        self.help = help_
+        self.unit = unit
+        self.series: dict[Labels, Series] = {}
+        self._sorted: list[Series] | None = None
+        self.windowed = 0  # how many of its series are windowed: those are rendered at read time
+
+    def sorted_series(self) -> list[Series]:
+        if self._sorted is None:
+            self._sorted = [self.series[k] for k in sorted(self.series)]
+        return self._sorted
+
+
+class Group:
+    """A grouping key's bookkeeping: its series per family, and its push times."""
+
+    __slots__ = ("labels", "members", "push_time", "failure_time", "label_text")
+
+    def __init__(self, labels: Labels):
+        self.labels = labels
+        self.members: dict[str, set[Labels]] = {}
+        self.push_time: float | None = None
+        self.failure_time: float | None = None
+        self.label_text: str | None = None
+
+    def series_count(self) -> int:
+        return sum(len(keys) for keys in self.members.values())
+
+
+def _with_group(labels: Labels, group: Labels) -> Labels:
+    """The point's labels with the grouping labels set on top (they win on a clash)."""
+    if not group:
+        return labels
+    if not labels:
+        return group
+    names = {k for k, _ in group}
+    return tuple(sorted([p for p in labels if p[0] not in names] + list(group)))
+
+
+def _fold(series: Series, point: Point, ftype: str, now: float) -> None:
+    """Merge one incoming point into its stored series by clear mode and value shape."""
+    stored = series.point
+    kind = point.mode.kind
+    if kind == WINDOW_KIND:
+        window = series.window
+        if window is None or stored.mode != point.mode:
+            series.window = window = Window(point.mode)
+        stored.mode = point.mode
+        window.observe(point.value, now)
+        return
+    if stored.mode.kind == WINDOW_KIND:  # the series changes from windowed to plain
+        series.window = None
+        series.point = merge.copy_point(point, stored.labels)
+        return
+    stored.mode = point.mode
+    adds = kind == SUM_KIND
+    if ftype in BUCKETED:
+        (merge.add_buckets if adds else merge.replace_buckets)(stored, point)
+    elif ftype == SUMMARY:
+        (merge.add_summary if adds else merge.replace_summary)(stored, point)
+    else:
+        (merge.add_value if adds else merge.replace_value)(stored, point)
+
+
+class Store:
+    def __init__(self, max_series: int = 1_000_000, expire_after: float = 0.0):
+        self.max_series = max_series
+        self.expire_after = expire_after
+        self.families: dict[str, FamilyState] = {}
+        self.groups: dict[Labels, Group] = {}
+        self.series_count = 0
+        self._owners: dict[str, str] = {}  # exposed sample name -> family name
+        self._sorted_families: list[FamilyState] | None = None
+        self._sorted_groups: list[Group] | None = None
+        self._by_update: OrderedDict = OrderedDict()  # series (oldest update first), for expiry
+        self._windowed: set[Series] = set()
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def sorted_families(self) -> list[FamilyState]:
+        if self._sorted_families is None:
+            self._sorted_families = [self.families[n] for n in sorted(self.families)]
+        return self._sorted_families
+
+    def sorted_groups(self) -> list[Group]:
+        if self._sorted_groups is None:
+            self._sorted_groups = [self.groups[k] for k in sorted(self.groups)]
+        return self._sorted_groups
+
+    def get(self, name: str, labels: Labels) -> Series | None:
+        family = self.families.get(name)
+        return None if family is None else family.series.get(labels)
+
+    def windowed_nbytes(self) -> int:
+        return sum(s.window.nbytes() for s in self._windowed if s.window is not None)
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def apply(self, batch: list[Family], group_labels: Labels, now: float) -> None:
+        """Fold a parsed push into the store, all or nothing; raises InputError/LimitError."""
+        plan = self._validate(batch, group_labels)
+        group = self.groups.get(group_labels)
+        if group is None:
+            group = self.groups[group_labels] = Group(group_labels)
+            self._sorted_groups = None
+        for fam, keys in plan:
+            self._apply_family(fam, keys, group, now)
+        group.push_time = now
+
+    def record_failure(self, group_labels: Labels, now: float) -> None:
+        """A refused push marks an existing group; it never creates one (the store stays unchanged)."""
+        group = self.groups.get(group_labels)
+        if group is not None:
+            group.failure_time = now
+
+    def delete_group(self, group_labels: Labels) -> bool:
+        group = self.groups.pop(group_labels, None)
+        if group is None:
+            return False
+        self._sorted_groups = None
+        for name, keys in list(group.members.items()):
+            family = self.families[name]
+            for key in list(keys):
+                self._drop(family, family.series[key])
+        return True
+
+    def remove_series(self, group_labels: Labels, name: str, labels: Labels) -> None:
+        family = self.families.get(name)
+        if family is None:
+            return
+        series = family.series.get(_with_group(labels, group_labels))
+        if series is not None and series.group.labels == group_labels:
+            self._drop(family, series)
+
+    def wipe(self) -> None:
+        self.__init__(self.max_series, self.expire_after)
+
+    def expire(self, now: float) -> int:
+        """Drop series not updated for ``expire_after``, empty windows, and idle empty groups."""
+        dropped = 0
+        for series in [s for s in self._windowed if s.window is not None and s.window.expired(now)]:
+            self._drop(series.family, series)
+            dropped += 1
+        if self.expire_after > 0:
+            deadline = now - self.expire_after
+            by_update = self._by_update
+            while by_update:
+                series = next(iter(by_update))
+                if series.updated > deadline:
+                    break
+                self._drop(series.family, series)
+                dropped += 1
+            for key, group in list(self.groups.items()):
+                if not group.members and (group.push_time or 0) <= deadline \
+                        and (group.failure_time or 0) <= deadline:
+                    del self.groups[key]
+                    self._sorted_groups = None
+        return dropped
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _validate(self, batch: list[Family], group_labels: Labels) -> list:
+        plan = []
+        new_series = 0
+        new_owners: dict[str, str] = {}
+        for fam in batch:
+            if not fam.points:
+                continue  # metadata alone creates nothing
+            existing = self.families.get(fam.name)
+            if existing is not None:
+                if existing.type != fam.type:
+                    raise ConflictError(
+                        f"family '{fam.name}' is a {existing.type} in the gateway; "
+                        f"this push sends it as a {fam.type}")
+            else:
+                for exposed in exposed_names(fam.name, fam.type):
+                    owner = self._owners.get(exposed) or new_owners.get(exposed)
+                    if owner is not None and owner != fam.name:
+                        raise ConflictError(
+                            f"family '{fam.name}' ({fam.type}) would expose '{exposed}', "
+                            f"which family '{owner}' already exposes")
+                    new_owners[exposed] = fam.name
+            stored = existing.series if existing is not None else {}
+            keys = []
+            seen = set()
+            for point in fam.points:
+                key = _with_group(point.labels, group_labels)
+                if key in seen:
+                    raise InputError(f"series {format_series(fam.name, key)} appears twice in "
+                                     "the push once the grouping labels are applied")
+                seen.add(key)
+                series = stored.get(key)
+                if series is None:
+                    new_series += 1
+                elif series.group.labels != group_labels:
+                    raise ConflictError(
+                        f"series {format_series(fam.name, key)} is already pushed by group "
+                        f"{format_series('', series.group.labels)}; a series belongs to one group")
+                if fam.type == COUNTER and point.value < 0:
+                    raise InputError(f"counter {format_series(fam.name, key)} has the negative value "
+                                     f"{point.value}: counters only go up")
+                if point.mode.kind == WINDOW_KIND and (fam.type in BUCKETED or fam.type == SUMMARY):
+                    raise InputError(f"clear_mode \"{point.mode.text}\" on {format_series(fam.name, key)}: "
+                                     f"windowed modes apply to single values, not to a {fam.type}")
+                keys.append(key)
+            plan.append((fam, keys))
+        if new_series and self.series_count + new_series > self.max_series:
+            raise LimitError(f"the gateway holds {self.series_count} series and this push adds "
+                             f"{new_series}: over the limit max_series={self.max_series}")
+        return plan
+
+    def _apply_family(self, fam: Family, keys: list, group: Group, now: float) -> None:
+        family = self.families.get(fam.name)
+        if family is None:
+            family = self.families[fam.name] = FamilyState(fam.name, fam.type, fam.help, fam.unit)
+            for exposed in exposed_names(fam.name, fam.type):
+                self._owners[exposed] = fam.name
+            self._sorted_families = None
+        else:
+            if fam.help:
+                family.help = fam.help
+            if fam.unit:
+                family.unit = fam.unit
+        members = group.members.get(fam.name)
+        if members is None:
+            members = group.members[fam.name] = set()
+        series_map = family.series
+        by_update = self._by_update
+        tracks_updates = self.expire_after > 0
+        family_snapshot = False
+        for point, key in zip(fam.points, keys):
+            series = series_map.get(key)
+            if series is None:
+                stored = merge.copy_point(point, key)
+                series = Series(family, key, group, stored, now)
+                series_map[key] = series
+                family._sorted = None
+                members.add(key)
+                self.series_count += 1
+                if point.mode.kind == WINDOW_KIND:
+                    series.window = Window(point.mode)
+                    series.window.observe(point.value, now)
+                if tracks_updates:
+                    by_update[series] = None
+            else:
+                was_windowed = series.window is not None
+                _fold(series, point, fam.type, now)
+                series.updated = now
+                series.text = series.om = None
+                if was_windowed and series.window is None:
+                    self._windowed.discard(series)
+                    family.windowed -= 1
+                if tracks_updates:
+                    by_update.move_to_end(series)
+            if series.window is not None and series not in self._windowed:
+                self._windowed.add(series)
+                family.windowed += 1
+            if point.mode.kind == FAMILY_KIND:
+                family_snapshot = True
+        if family_snapshot:
+            pushed = set(keys)
+            for key in [k for k in members if k not in pushed]:
+                series = series_map[key]
+                if series.point.mode.kind == FAMILY_KIND:
+                    self._drop(family, series)
+
+    def _drop(self, family: FamilyState, series: Series) -> None:
+        del family.series[series.key]
+        family._sorted = None
+        self.series_count -= 1
+        self._by_update.pop(series, None)
+        if series in self._windowed:
+            self._windowed.discard(series)
+            family.windowed -= 1
+        members = series.group.members.get(family.name)
+        if members is not None:
+            members.discard(series.key)
+            if not members:
+                del series.group.members[family.name]
+        if not family.series:
+            del self.families[family.name]
+            for exposed in exposed_names(family.name, family.type):
+                if self._owners.get(exposed) == family.name:
+                    del self._owners[exposed]
+            self._sorted_families = None

@@ -1,0 +1,27 @@
+"""The one place that turns the gateway's exceptions into HTTP answers."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from .errors import BodyTooLarge, GravelError, InputError, LimitError, UnsupportedMediaType
+
+_STATUS = (
+    (BodyTooLarge, 413),
+    (UnsupportedMediaType, 415),
+    (LimitError, 400),
+    (InputError, 400),
+)
+
+
+def status_for(exc: GravelError, *, otlp: bool = False) -> int:
+    if otlp and isinstance(exc, LimitError):
+        return 429  # OTLP/HTTP: retryable, the client may back off
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def error_response(exc: GravelError, *, otlp: bool = False) -> web.Response:
+    return web.Response(status=status_for(exc, otlp=otlp), text=str(exc) + "\n",
+                        content_type="text/plain")

@@ -1,0 +1,79 @@
+"""The ``pushgateway`` receiver: the Pushgateway's push API, plus Gravel's bare ``/metrics``.
+
+Thin on purpose: read the body, pick the parser by Content-Type, hand the batch and the grouping
+key to the processor, answer. Parsing and aggregation live in ``formats`` and ``core``.
+"""
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from ..errors import GravelError
+from ..formats.decoding import decode_body
+from ..formats.negotiation import push_format
+from ..formats.openmetrics import parse_openmetrics
+from ..formats.prom_protobuf import parse_prom_protobuf
+from ..formats.prom_text import parse_prom_text
+from ..http_errors import error_response
+from ..processor import GravelProcessor
+from .grouping import parse_grouping_key
+
+_PARSERS = {"text": parse_prom_text, "openmetrics": parse_openmetrics,
+            "protobuf": parse_prom_protobuf}
+
+
+class PushgatewayReceiver:
+    def __init__(self, processor: GravelProcessor, *, admin_api: bool = False,
+                 max_body: int = 16 << 20):
+        self.processor = processor
+        self.admin_api = admin_api
+        self.max_body = max_body
+
+    def routes(self) -> list[web.RouteDef]:
+        routes = [
+            web.put("/metrics", self.push),
+            web.post("/metrics", self.push),
+            web.put("/metrics/job{tail:.*}", self.push),
+            web.post("/metrics/job{tail:.*}", self.push),
+            web.delete("/metrics/job{tail:.*}", self.delete),
+            web.get("/-/healthy", self.healthy),
+            web.get("/-/ready", self.healthy),
+        ]
+        if self.admin_api:
+            routes.append(web.put("/api/v1/admin/wipe", self.wipe))
+        return routes
+
+    @staticmethod
+    def _group(request: web.Request):
+        path = request.raw_path.split("?", 1)[0]
+        return parse_grouping_key(path[len("/metrics"):])
+
+    async def push(self, request: web.Request) -> web.Response:
+        now = time.time()
+        group = ()
+        try:
+            group = self._group(request)
+            raw = await request.read()
+            body = decode_body(raw, request.headers.get("Content-Encoding"), self.max_body)
+            batch = _PARSERS[push_format(request.headers.get("Content-Type"))](body)
+            self.processor.push(group, batch, now)
+        except GravelError as exc:
+            self.processor.refused(group, now)
+            return error_response(exc)
+        return web.Response(status=200)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        try:
+            group = self._group(request)
+        except GravelError as exc:
+            return error_response(exc)
+        self.processor.delete(group)
+        return web.Response(status=202)
+
+    async def wipe(self, request: web.Request) -> web.Response:
+        self.processor.wipe()
+        return web.Response(status=202)
+
+    async def healthy(self, request: web.Request) -> web.Response:
+        return web.Response(text="OK\n")

@@ -1,0 +1,116 @@
+"""Build the pipeline from the config, serve it, and shut it down in order.
+
+Receivers and the exporter are routes; routes that share an endpoint share one HTTP server (the
+Pushgateway convention: push and scrape on one port). A background tick expires series whether
+or not anyone scrapes. SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+from aiohttp import web
+
+from .config import Config, Endpoint
+from .core.store import Store
+from .exporters.prometheus import PrometheusExporter
+from .processor import GravelProcessor, Rule
+from .receivers.pushgateway import PushgatewayReceiver
+
+log = logging.getLogger("otelgravel")
+
+EXPIRY_TICK_SECONDS = 1.0
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+class Service:
+    def __init__(self, config: Config):
+        self.config = config
+        self.store = Store(max_series=config.gravel.max_series,
+                           expire_after=config.gravel.expire_after)
+        self.processor = GravelProcessor(self.store, [Rule(p, m) for p, m in config.gravel.rules])
+        self.translator = None
+        self._routes: dict[Endpoint, list] = {}
+        self._max_body: dict[Endpoint, int] = {}
+        self._by_endpoint: dict[Endpoint, list[str]] = {}  # endpoint -> components served there
+        self._runners: list[web.AppRunner] = []
+        self._ticker: asyncio.Task | None = None
+        self.bound: dict[str, str] = {}  # component -> "host:port" actually bound
+
+        exporter = PrometheusExporter(self.store)
+        self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20)
+        if config.pushgateway is not None:
+            pg = config.pushgateway
+            receiver = PushgatewayReceiver(self.processor, admin_api=pg.admin_api,
+                                           max_body=pg.max_body_size)
+            self._add("pushgateway", pg.endpoint, receiver.routes(), pg.max_body_size)
+        if config.otlp is not None:
+            from .receivers.otlp import otlp_routes
+            from .translate.otlp import OtlpTranslator
+            o = config.otlp
+            self.translator = OtlpTranslator(keep_instance=o.keep_instance,
+                                             source_ttl=o.source_ttl, max_sources=o.max_sources)
+            self._add("otlp", o.endpoint,
+                      otlp_routes(self.processor, self.translator, max_body=o.max_body_size),
+                      o.max_body_size)
+
+    def _add(self, component: str, endpoint: Endpoint, routes: list, max_body: int) -> None:
+        self._routes.setdefault(endpoint, []).extend(routes)
+        self._max_body[endpoint] = max(self._max_body.get(endpoint, 0), max_body)
+        self._by_endpoint.setdefault(endpoint, []).append(component)
+
+    async def start(self) -> None:
+        for endpoint, routes in self._routes.items():
+            # Compressed bodies are capped after decoding by the receivers; this caps the wire.
+            app = web.Application(client_max_size=self._max_body[endpoint])
+            app.add_routes(routes)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                   shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+            await runner.setup()
+            site = web.TCPSite(runner, endpoint.host, endpoint.port, reuse_address=True)
+            await site.start()
+            self._runners.append(runner)
+            sock = site._server.sockets[0].getsockname()
+            bound = f"{sock[0]}:{sock[1]}"
+            for component in self._by_endpoint[endpoint]:
+                self.bound[component] = bound
+            log.info("listening", extra={"fields": {
+                "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound}})
+        self._ticker = asyncio.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_TICK_SECONDS)
+            now = time.time()
+            try:
+                dropped = self.processor.expire(now)
+                if self.translator is not None:
+                    for group, families in self.translator.expire(now):
+                        self.processor.push_each(group, families, now)
+            except Exception:  # the tick must survive anything; the request paths stay correct
+                log.exception("expiry failed")
+                continue
+            if dropped:
+                log.debug("expired", extra={"fields": {"series": dropped}})
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for runner in self._runners:
+            await runner.cleanup()
+        log.info("stopped", extra={"fields": {"series": self.store.series_count}})
+
+
+async def run(config: Config) -> None:
+    service = Service(config)
+    await service.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("ready", extra={"fields": {"series_limit": config.gravel.max_series}})
+    await stop.wait()
+    log.info("shutting down", extra={"fields": {}})
+    await service.stop()

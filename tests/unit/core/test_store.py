@@ -1,0 +1,184 @@
+"""The store's aggregation, all-or-nothing application, groups and expiry, on a fake clock."""
+import pytest
+
+from otelgravel.clearmode import parse_clear_mode
+from otelgravel.core.store import Store
+from otelgravel.errors import ConflictError, InputError, LimitError
+from otelgravel.model import (COUNTER, FAMILY, GAUGE, HISTOGRAM, INF, REPLACE, SUM, SUMMARY,
+                              Family, Point)
+
+G1 = (("job", "fn"),)
+G2 = (("instance", "b"), ("job", "fn"))
+
+
+def counter(name, value, labels=(), mode=SUM):
+    return Family(name, COUNTER, points=[Point(labels, mode, value)])
+
+
+def gauge(name, value, labels=(), mode=REPLACE):
+    return Family(name, GAUGE, points=[Point(labels, mode, value)])
+
+
+def hist(name, buckets, total, labels=(), mode=SUM):
+    return Family(name, HISTOGRAM, points=[Point(labels, mode, buckets=buckets, sum=total,
+                                                 count=buckets[-1][1])])
+
+
+def value(store, name, labels):
+    return store.get(name, labels).point.value
+
+
+def snapshot(store):
+    return {(f.name, k): (s.group.labels, s.point.value, s.point.buckets, s.point.sum, s.point.count)
+            for f in store.sorted_families() for k, s in f.series.items()}
+
+
+def test_sum_adds_and_replace_keeps_latest():
+    store = Store()
+    store.apply([counter("req", 1), gauge("temp", 5)], G1, now=1)
+    store.apply([counter("req", 1), gauge("temp", 7)], G1, now=2)
+    assert value(store, "req", G1) == 2
+    assert value(store, "temp", G1) == 7
+    assert store.groups[G1].push_time == 2
+
+
+def test_grouping_labels_override_body_labels():
+    store = Store()
+    store.apply([counter("req", 1, (("job", "other"), ("route", "/a")))], G1, now=1)
+    assert store.get("req", (("job", "fn"), ("route", "/a"))) is not None
+    assert store.series_count == 1
+
+
+def test_family_mode_keeps_only_the_latest_push_within_the_group():
+    store = Store()
+    info = lambda v: Family("build_info", GAUGE, points=[Point((("version", v),), FAMILY, 1)])
+    store.apply([info("1.0")], G1, now=1)
+    store.apply([info("0.9")], G2, now=1)
+    store.apply([info("1.1")], G1, now=2)
+    keys = sorted(store.families["build_info"].series)
+    assert keys == [(("instance", "b"), ("job", "fn"), ("version", "0.9")),
+                    (("job", "fn"), ("version", "1.1"))]
+
+
+def test_histograms_with_different_layouts_merge_into_a_valid_histogram():
+    store = Store()
+    store.apply([hist("lat", [(0.1, 1), (1.0, 3), (INF, 4)], 2.5)], G1, now=1)
+    store.apply([hist("lat", [(0.5, 2), (5.0, 5), (INF, 6)], 9.0)], G1, now=2)
+    p = store.get("lat", G1).point
+    assert [le for le, _ in p.buckets] == [0.1, 0.5, 1.0, 5.0, INF]
+    counts = [c for _, c in p.buckets]
+    assert counts == sorted(counts), "cumulative counts never decrease"
+    assert counts == [1, 3, 5, 8, 10]
+    assert p.buckets[-1][1] == p.count == 10
+    assert p.sum == 11.5
+
+
+def test_same_layout_histograms_add_bucketwise():
+    store = Store()
+    for _ in range(5):
+        store.apply([hist("lat", [(0.1, 0), (1.0, 1), (INF, 1)], 0.5)], G1, now=1)
+    p = store.get("lat", G1).point
+    assert p.buckets == [(0.1, 0), (1.0, 5), (INF, 5)] and p.count == 5 and p.sum == 2.5
+
+
+def test_summary_adds_sum_and_count_and_keeps_latest_quantiles():
+    store = Store()
+    for q in (1.0, 2.0):
+        store.apply([Family("s", SUMMARY, points=[Point((), SUM, sum=q, count=1, quantiles=[(0.5, q)])])],
+                    G1, now=1)
+    p = store.get("s", G1).point
+    assert (p.sum, p.count, p.quantiles) == (3.0, 2, [(0.5, 2.0)])
+
+
+@pytest.mark.parametrize("second, error, fragment", [
+    ([counter("ok", 1), gauge("req", 1)], ConflictError, "family 'req' is a counter"),
+    ([counter("ok", 1), gauge("req_total", 1)], ConflictError, "'req_total', which family 'req' already exposes"),
+    ([counter("ok", 1), counter("req", 1, (("job", "fn"),))], None, None),
+    ([counter("ok", 1), counter("req", -1)], InputError, "negative"),
+    ([counter("ok", 1), counter("dup", 1, (("a", "1"),)), ], None, None),
+    ([counter("ok", 1), Family("x", GAUGE, points=[Point((("job", "a"),), REPLACE, 1), Point((("job", "b"),), REPLACE, 2)])],
+     InputError, "appears twice"),
+    ([counter("ok", 1), gauge("m", 1, mode=parse_clear_mode("mean5m")), hist("h", [(INF, 1)], 1, mode=parse_clear_mode("max1m"))],
+     InputError, "windowed modes apply to single values"),
+])
+def test_a_refused_push_changes_nothing(second, error, fragment):
+    store = Store()
+    store.apply([counter("req", 1)], G1, now=1)
+    before = snapshot(store)
+    if error is None:
+        store.apply(second, G1, now=2)
+        return
+    with pytest.raises(error, match=fragment):
+        store.apply(second, G1, now=2)
+    assert snapshot(store) == before
+    assert store.groups[G1].push_time == 1
+    assert "ok" not in store.families
+
+
+def test_a_series_belongs_to_one_group():
+    store = Store()
+    store.apply([counter("req", 1, (("instance", "b"),))], G1, now=1)
+    with pytest.raises(ConflictError, match="already pushed by group"):
+        store.apply([counter("req", 1)], G2, now=2)
+    assert value(store, "req", G2) == 1
+
+
+def test_delete_group_removes_its_series_and_push_time_only():
+    store = Store()
+    store.apply([counter("req", 1)], G1, now=1)
+    store.apply([counter("req", 2)], G2, now=1)
+    assert store.delete_group(G1)
+    assert store.get("req", G1) is None and value(store, "req", G2) == 2
+    assert G1 not in store.groups and store.series_count == 1
+    store.delete_group(G2)
+    assert store.families == {} and store.series_count == 0
+
+
+def test_type_can_change_once_the_family_is_gone():
+    store = Store()
+    store.apply([counter("x", 1)], G1, now=1)
+    store.delete_group(G1)
+    store.apply([gauge("x", 1)], G1, now=2)
+    assert store.families["x"].type == GAUGE
+
+
+def test_max_series_refuses_the_whole_push():
+    store = Store(max_series=2)
+    store.apply([counter("a", 1)], G1, now=1)
+    with pytest.raises(LimitError, match="max_series=2"):
+        store.apply([counter("b", 1), counter("c", 1)], G1, now=2)
+    assert store.series_count == 1
+    store.apply([counter("a", 1), counter("b", 1)], G1, now=3)
+    assert store.series_count == 2
+
+
+def test_expire_after_drops_idle_series_and_then_idle_groups():
+    store = Store(expire_after=2)
+    store.apply([counter("a", 1), counter("b", 1)], G1, now=0)
+    store.apply([counter("b", 1)], G1, now=1.5)
+    assert store.expire(now=2.5) == 1  # "a" idle for 2.5s, "b" for 1s
+    assert store.get("a", G1) is None and value(store, "b", G1) == 2
+    assert G1 in store.groups
+    store.expire(now=3.6)
+    assert store.series_count == 0 and store.families == {} and store.groups == {}
+
+
+def test_expiry_is_off_by_default():
+    store = Store()
+    store.apply([counter("a", 1)], G1, now=0)
+    assert store.expire(now=1e9) == 0 and store.series_count == 1
+
+
+def test_failure_time_marks_existing_groups_only():
+    store = Store()
+    store.record_failure(G1, now=5)
+    assert store.groups == {}
+    store.apply([counter("a", 1)], G1, now=6)
+    store.record_failure(G1, now=7)
+    assert (store.groups[G1].push_time, store.groups[G1].failure_time) == (6, 7)
+
+
+def test_metadata_without_samples_creates_nothing():
+    store = Store()
+    store.apply([Family("empty", COUNTER)], G1, now=1)
+    assert store.families == {} and store.series_count == 0

@@ -22,6 +22,8 @@ _INF = float("inf")
 
 
 def format_value(v: float) -> str:
+    if type(v) is int:
+        return str(v)
     if v != v:
         return "NaN"
     if v == _INF:

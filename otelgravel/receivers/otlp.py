@@ -1,0 +1,140 @@
+"""The ``otlp`` receiver: OTLP/HTTP ``POST /v1/metrics``, protobuf or JSON, gzip or deflate.
+
+Thin on purpose: read and decode the body, let ``translate.otlp`` turn it into groups of
+families, push each group family by family (OTLP's partial success), answer with an
+``ExportMetricsServiceResponse`` in the request's content type. Every status but 200 comes from
+``http_errors``: 400 undecodable, 405 another method (aiohttp's router), 413 over the body
+limit (after decompression), 415 neither protobuf nor JSON.
+
+A family the store refuses (e.g. its type conflicts with a family pushed as text) counts its
+points in ``partial_success.rejected_data_points``; the translator's state for that family is not
+committed, so a later export recomputes the same increments. When nothing at all was applied and
+only limits stood in the way, the answer is 429 so that the SDK retries the whole export.
+
+The translator's per-source state is expired by the service's tick (``translator.expire``).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+
+from aiohttp import web
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse)
+
+from ..errors import DecodeError, GravelError, LimitError, UnsupportedMediaType
+from ..formats.decoding import decode_body
+from ..http_errors import error_response
+
+PATH = "/v1/metrics"
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_ID_KEYS = frozenset({"traceId", "spanId", "trace_id", "span_id"})
+_MAX_MESSAGE = 1024
+
+
+def _hex_ids_to_base64(node) -> None:
+    """OTLP JSON writes trace/span ids as hex; protobuf's JSON mapping wants base64."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_KEYS and isinstance(value, str):
+                try:
+                    raw = bytes.fromhex(value)
+                except ValueError:
+                    raise DecodeError(f"{key} {value!r} is not a hex string") from None
+                node[key] = base64.b64encode(raw).decode("ascii")
+            elif isinstance(value, (dict, list)):
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, (dict, list)):
+                _hex_ids_to_base64(item)
+
+
+def decode_request(body: bytes, content_type: str) -> ExportMetricsServiceRequest:
+    """Bytes → ExportMetricsServiceRequest; raises DecodeError (400) or UnsupportedMediaType."""
+    if content_type == PROTOBUF:
+        try:
+            return ExportMetricsServiceRequest.FromString(body)
+        except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+            raise DecodeError(f"invalid OTLP protobuf body: {exc}") from exc
+    if content_type == JSON:
+        try:
+            tree = json.loads(body)
+            if not isinstance(tree, dict):
+                raise DecodeError("invalid OTLP JSON body: expected an object")
+            _hex_ids_to_base64(tree)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise DecodeError(f"invalid JSON body: {exc}") from exc
+        try:
+            return json_format.ParseDict(tree, ExportMetricsServiceRequest(),
+                                         ignore_unknown_fields=True)
+        except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
+            raise DecodeError(f"invalid OTLP JSON body: {exc}") from exc
+    raise UnsupportedMediaType(
+        f"unsupported Content-Type {content_type!r}: send {PROTOBUF} or {JSON}")
+
+
+def encode_response(rejected: int, message: str, content_type: str) -> web.Response:
+    response = ExportMetricsServiceResponse()
+    if rejected or message:
+        response.partial_success.rejected_data_points = rejected
+        response.partial_success.error_message = message
+    if content_type == JSON:
+        return web.Response(status=200, content_type=JSON,
+                            text=json_format.MessageToJson(response, indent=None))
+    return web.Response(status=200, content_type=PROTOBUF, body=response.SerializeToString())
+
+
+def _join(errors: list[str]) -> str:
+    text = "; ".join(errors)
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def otlp_routes(processor, translator, *, max_body: int) -> list[web.RouteDef]:
+    async def export(request: web.Request) -> web.Response:
+        now = time.time()
+        content_type = request.content_type
+        try:
+            if content_type not in (PROTOBUF, JSON):
+                raise UnsupportedMediaType(
+                    f"unsupported Content-Type {content_type!r}: send {PROTOBUF} or {JSON}")
+            raw = await request.read()
+            body = decode_body(raw, request.headers.get("Content-Encoding"), max_body)
+            message = decode_request(body, content_type)
+        except GravelError as exc:
+            return error_response(exc, otlp=True)
+
+        translation = translator.translate(message, now)
+        rejected = translation.rejected
+        errors = list(translation.errors)
+        accepted = 0
+        limited: LimitError | None = None
+        others_refused = False
+        for group, families in translation.groups:
+            refused = processor.push_each(group, families, now)
+            refused_ids = {id(family) for family, _ in refused}
+            for family in families:
+                if id(family) not in refused_ids:
+                    translation.commit(family)
+                    accepted += 1
+            for family, exc in refused:
+                rejected += len(family.points)
+                if isinstance(exc, LimitError):
+                    limited = exc
+                else:
+                    others_refused = True
+                if len(errors) < 10:
+                    errors.append(str(exc))
+        for group, name, labels in translation.removals:
+            processor.remove_series(group, name, labels)
+        if limited is not None and not accepted and not others_refused \
+                and not translation.rejected and not translation.removals:
+            return error_response(limited, otlp=True)
+        return encode_response(rejected, _join(errors), content_type)
+
+    return [web.post(PATH, export)]

@@ -63,6 +63,8 @@ def decode_request(body: bytes, content_type: str) -> ExportMetricsServiceReques
         except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
             raise DecodeError(f"invalid OTLP protobuf body: {exc}") from exc
     if content_type == JSON:
+        if not body.strip():
+            return ExportMetricsServiceRequest()  # an empty body is an empty request, as in protobuf
         try:
             tree = json.loads(body)
             if not isinstance(tree, dict):

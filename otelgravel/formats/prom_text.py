@@ -1,0 +1,333 @@
+"""Parse Prometheus text format 0.0.4 (what ``prometheus_client``, prom-client and curl push) into
+a Batch.
+
+Strict where Prometheus is: what its parser (``promparse``) or the Pushgateway's (``expfmt``)
+refuses is a ParseError naming the line. Lenient where they are: blank lines, ``#`` comments,
+blanks around tokens, a trailing comma in a label set, families split by other families.
+
+Family resolution follows ``expfmt``: a ``TYPE`` line declares which sample names belong to the
+family (``x_bucket``/``x_sum``/``x_count`` for a histogram, ``x``/``x_sum``/``x_count`` for a
+summary, ``x`` and ``x_total`` for a counter); any other sample name is its own untyped family.
+The ``x_created`` gauges that ``prometheus_client`` writes beside a counter, histogram or summary
+``x`` are dropped: they are that family's created timestamp, not a family of their own, and
+keeping them would clash with ``x``'s ``_created`` in OpenMetrics output.
+
+Speed: a canonical sample line (single spaces, no escapes) is taken apart by one regular
+expression; anything else goes through the careful path that also words the errors.
+"""
+from __future__ import annotations
+
+import re
+
+from ..errors import ParseError
+from ..model import COUNTER, GAUGE, HISTOGRAM, INF, SUMMARY, UNKNOWN, Family, Point
+from ._labels import (FAST_PAIR, FAST_PAIRS, METRIC_NAME, found, merge_mode, parse_label_set,
+                      series_labels, series_text, unescape)
+from ._numbers import FLOAT, check_value_range, parse_float, parse_int64_timestamp
+
+__all__ = ["parse_prom_text"]
+
+_FAST = re.compile(rf"({METRIC_NAME})(?:\{{((?:{FAST_PAIR}(?:,{FAST_PAIR})*,?)?)\}})? ({FLOAT})"
+                   r"(?: ([0-9]{1,18}))?")
+_META = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]+(.*)", re.S)
+_NAME = re.compile(METRIC_NAME)
+_BLANKS = re.compile(r"[ \t]*")
+_TOKEN = re.compile(r"[^ \t]+")
+
+_TYPES = {"counter": COUNTER, "gauge": GAUGE, "histogram": HISTOGRAM, "summary": SUMMARY,
+          "untyped": UNKNOWN}
+# What a sample name is to its family.
+_VALUE, _BUCKET, _SUM, _COUNT, _QUANTILE, _BARE = range(6)
+_SPECIAL = {HISTOGRAM: "le", SUMMARY: "quantile"}
+_HAS_CREATED = (COUNTER, HISTOGRAM, SUMMARY)
+
+
+class _Family:
+    __slots__ = ("name", "out", "type", "help", "typed", "series")
+
+    def __init__(self, name: str):
+        self.name = name          # as declared or sampled
+        self.out = name           # as in the batch (a counter without _total)
+        self.type = None          # fixed by TYPE or by the first sample (untyped)
+        self.help = None
+        self.typed = False
+        self.series = {}          # labels -> Point, or _Group for histograms and summaries
+
+
+class _Group:
+    """The lines of one histogram or summary series, gathered wherever they appear."""
+    __slots__ = ("labels", "mode", "line", "bounds", "sum", "count")
+
+    def __init__(self, labels: tuple, line: int):
+        self.labels = labels
+        self.mode = None
+        self.line = line
+        self.bounds = {}          # le or quantile -> value
+        self.sum = None
+        self.count = None
+
+
+def parse_prom_text(body: bytes) -> list[Family]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ParseError("body is not valid UTF-8", body.count(b"\n", 0, err.start) + 1) from None
+    return _Parser().parse(text)
+
+
+class _Parser:
+    def __init__(self):
+        self.families: list[_Family] = []
+        self.meta: dict[str, _Family] = {}        # declared or sampled name -> family
+        self.by_sample: dict[str, tuple] = {}     # sample name -> (family, role)
+
+    def parse(self, text: str) -> list[Family]:
+        by_sample = self.by_sample
+        fast = _FAST.fullmatch
+        findall = FAST_PAIRS.findall
+        lineno = 0
+        for line in text.split("\n"):
+            lineno += 1
+            if not line:
+                continue
+            match = fast(line)
+            if match is not None:
+                name, block, token, _ = match.groups()
+                value = float(token)
+                if not check_value_range(token, value):
+                    raise ParseError(f"invalid value '{token}': out of range", lineno)
+                if block:
+                    pairs = findall(block)
+                    inspect = "__" in block or "clear" in block
+                else:
+                    pairs = []
+                    inspect = False
+            else:
+                start = _BLANKS.match(line).end()
+                if start == len(line):
+                    continue
+                if line[start] == "#":
+                    self._comment(line[start:], lineno)
+                    continue
+                name, pairs, value = _sample(line, start, lineno)
+                inspect = True
+            entry = by_sample.get(name)
+            if entry is None:
+                entry = self._untyped(name)
+            family, role = entry
+            if role == _VALUE:
+                labels, mode, _ = series_labels(pairs, lineno, inspect)
+                series = family.series
+                if labels in series:
+                    raise ParseError(f"duplicate series {series_text(name, labels)}", lineno)
+                series[labels] = Point(labels, mode, value)
+            else:
+                self._grouped(family, role, name, pairs, value, lineno)
+        return self._batch()
+
+    # ---- metadata ------------------------------------------------------------------------------
+
+    def _comment(self, line: str, lineno: int) -> None:
+        match = _META.fullmatch(line)
+        if match is None:
+            return  # any other comment
+        keyword, rest = match.groups()
+        name_match = _NAME.match(rest)
+        if name_match is None:
+            raise ParseError(f"expected a metric name after {keyword}, {found(rest, 0)}", lineno)
+        name = name_match.group()
+        after = rest[name_match.end():]
+        if after and after[0] not in " \t":
+            raise ParseError(f"invalid metric name in {keyword} line: "
+                             f"'{rest.split(maxsplit=1)[0]}'", lineno)
+        after = after.lstrip(" \t")
+        if keyword == "HELP":
+            self._help(name, unescape(after, lineno, False, "HELP text"), lineno)
+        else:
+            self._type(name, after.rstrip(" \t"), lineno)
+
+    def _help(self, name: str, help_: str, lineno: int) -> None:
+        family = self.meta.get(name)
+        if family is None:
+            owner = self.by_sample.get(name)
+            if owner is not None and owner[0].type == COUNTER:
+                family = owner[0]  # HELP x_total for TYPE x counter, or the reverse
+            else:
+                family = self._new(name)
+        if family.help is not None:
+            raise ParseError(f"second HELP line for family '{name}'", lineno)
+        family.help = help_
+
+    def _type(self, name: str, word: str, lineno: int) -> None:
+        type_ = _TYPES.get(word)
+        if type_ is None:
+            raise ParseError(f"unknown metric type '{word}' (expected counter, gauge, histogram, "
+                             "summary or untyped)", lineno)
+        family = self.meta.get(name)
+        if family is not None:
+            if family.typed:
+                raise ParseError(f"second TYPE line for family '{name}'", lineno)
+            if family.type is not None:
+                raise ParseError(f"TYPE line for family '{name}' after its samples", lineno)
+        else:
+            owner = self.by_sample.get(name)
+            if owner is not None:
+                raise ParseError(f"TYPE line for '{name}' clashes with {owner[0].type} family "
+                                 f"'{owner[0].name}'", lineno)
+            family = self._new(name)
+        family.type = type_
+        family.typed = True
+        if type_ == COUNTER:
+            base = name[:-6] if name.endswith("_total") and len(name) > 6 else name
+            family.out = base
+            roles = {base: _VALUE, base + "_total": _VALUE}
+        elif type_ == HISTOGRAM:
+            roles = {name: _BARE, name + "_bucket": _BUCKET, name + "_sum": _SUM,
+                     name + "_count": _COUNT}
+        elif type_ == SUMMARY:
+            roles = {name: _QUANTILE, name + "_sum": _SUM, name + "_count": _COUNT}
+        else:
+            roles = {name: _VALUE}
+        for sample_name, role in roles.items():
+            owner = self.by_sample.get(sample_name)
+            if owner is not None:
+                raise ParseError(f"{word} '{name}' would own the samples named '{sample_name}', "
+                                 f"which belong to {owner[0].type} family '{owner[0].name}'",
+                                 lineno)
+            other = self.meta.get(sample_name)
+            if type_ == COUNTER and other is not None and other is not family:
+                # A HELP-only family under the other spelling of this counter: it is this one.
+                self._adopt(family, other, lineno)
+            self.by_sample[sample_name] = (family, role)
+
+    def _adopt(self, family: _Family, other: _Family, lineno: int) -> None:
+        if other.help is not None:
+            if family.help is not None:
+                raise ParseError(f"second HELP line for family '{family.out}'", lineno)
+            family.help = other.help
+        self.families.remove(other)
+        self.meta[other.name] = family
+
+    def _new(self, name: str) -> _Family:
+        family = _Family(name)
+        self.families.append(family)
+        self.meta[name] = family
+        return family
+
+    def _untyped(self, name: str) -> tuple:
+        family = self.meta.get(name) or self._new(name)
+        family.type = UNKNOWN
+        entry = self.by_sample[name] = (family, _VALUE)
+        return entry
+
+    # ---- histograms and summaries --------------------------------------------------------------
+
+    def _grouped(self, family: _Family, role: int, name: str, pairs: list, value: float,
+                 lineno: int) -> None:
+        if role == _BARE:
+            raise ParseError(f"sample '{name}' is not part of histogram '{family.name}': expected "
+                             f"{name}_bucket, {name}_sum or {name}_count", lineno)
+        special = _SPECIAL[family.type]
+        labels, mode, bound_text = series_labels(pairs, lineno, True, special)
+        group = family.series.get(labels)
+        if group is None:
+            group = family.series[labels] = _Group(labels, lineno)
+        group.mode = merge_mode(group.mode, mode, lineno)
+        if role == _BUCKET or role == _QUANTILE:
+            if bound_text is None:
+                raise ParseError(f"sample {series_text(name, labels)} of {family.type} "
+                                 f"'{family.name}' has no '{special}' label", lineno)
+            bound = parse_float(bound_text)
+            if bound is None or bound != bound:
+                raise ParseError(f"invalid '{special}' value '{bound_text}' (expected a number)",
+                                 lineno)
+            if bound in group.bounds:
+                raise ParseError(f"duplicate series {series_text(name, labels)} with "
+                                 f"{special}=\"{bound_text}\"", lineno)
+            group.bounds[bound] = value
+            return
+        if bound_text is not None:
+            raise ParseError(f"'{name}' must not have a '{special}' label", lineno)
+        if role == _SUM:
+            if group.sum is not None:
+                raise ParseError(f"duplicate series {series_text(name, labels)}", lineno)
+            group.sum = value
+        else:
+            if group.count is not None:
+                raise ParseError(f"duplicate series {series_text(name, labels)}", lineno)
+            group.count = value
+
+    # ---- the batch -----------------------------------------------------------------------------
+
+    def _batch(self) -> list[Family]:
+        created_of = {f.out + "_created" for f in self.families if f.type in _HAS_CREATED}
+        batch = []
+        for family in self.families:
+            if family.type is None or (family.name in created_of
+                                       and family.type in (GAUGE, UNKNOWN)):
+                continue  # HELP alone, or prometheus_client's x_created
+            if family.type == HISTOGRAM:
+                points = [_histogram(family.name, g) for g in family.series.values()]
+            elif family.type == SUMMARY:
+                points = [Point(g.labels, g.mode, sum=g.sum, count=g.count,
+                                quantiles=sorted(g.bounds.items()))
+                          for g in family.series.values()]
+            else:
+                points = list(family.series.values())
+            batch.append(Family(family.out, family.type, family.help or "", "", points))
+        return batch
+
+
+def _histogram(name: str, group: _Group) -> Point:
+    buckets = sorted(group.bounds.items())
+    count = group.count
+    where = series_text(name, group.labels)
+    if not buckets or buckets[-1][0] != INF:
+        if count is None:
+            raise ParseError(f"histogram {where} has neither a +Inf bucket nor a _count",
+                             group.line)
+        buckets.append((INF, count))
+    previous = 0.0
+    for bound, cumulative in buckets:
+        if cumulative < previous:
+            raise ParseError(f"histogram {where}: bucket le=\"{bound}\" has {cumulative:g}, less "
+                             f"than the {previous:g} of a lower bucket (buckets are cumulative)",
+                             group.line)
+        previous = cumulative
+    if count is None:
+        count = previous
+    elif count != previous:
+        raise ParseError(f"histogram {where}: _count {count:g} differs from the +Inf bucket "
+                         f"{previous:g}", group.line)
+    return Point(group.labels, group.mode, buckets=buckets, sum=group.sum, count=count)
+
+
+def _sample(line: str, pos: int, lineno: int) -> tuple[str, list, float]:
+    """The careful path: any blanks, escapes, trailing comma; words every error."""
+    match = _NAME.match(line, pos)
+    if match is None:
+        raise ParseError(f"expected a metric name, {found(line, pos)}", lineno)
+    name = match.group()
+    pos = _BLANKS.match(line, match.end()).end()
+    pairs = []
+    if line[pos:pos + 1] == "{":
+        pairs, pos = parse_label_set(line, pos + 1, lineno, False)
+        pos = _BLANKS.match(line, pos).end()
+    match = _TOKEN.match(line, pos)
+    if match is None:
+        raise ParseError(f"missing value after '{name}'", lineno)
+    token = match.group()
+    value = parse_float(token)
+    if value is None:
+        raise ParseError(f"invalid value '{token}'", lineno)
+    pos = _BLANKS.match(line, match.end()).end()
+    if pos < len(line):
+        match = _TOKEN.match(line, pos)
+        token = match.group()
+        if parse_int64_timestamp(token) is None:
+            raise ParseError(f"invalid timestamp '{token}' (expected integer milliseconds)",
+                             lineno)
+        pos = _BLANKS.match(line, match.end()).end()
+        if pos < len(line):
+            raise ParseError(f"unexpected text after the timestamp: {line[pos:]!r}", lineno)
+    return name, pairs, value

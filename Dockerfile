@@ -1,0 +1,33 @@
+# otelgravel: Pushgateway-compatible pushes and OTLP/HTTP in, one Prometheus scrape out.
+#   docker build -t otelgravel .
+#   docker run -p 4278:4278 -p 4318:4318 otelgravel
+# Config: configs/docker.yaml (all endpoints on 0.0.0.0), at /etc/otelgravel/config.yaml in the image.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY otelgravel ./otelgravel
+RUN pip install ".[fast]" \
+    && rm -rf /src/build /src/*.egg-info \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin otelgravel
+
+COPY configs/docker.yaml /etc/otelgravel/config.yaml
+
+WORKDIR /
+USER 10001:10001
+
+# 4278: push API and /metrics scrape (one server); 4318: OTLP/HTTP
+EXPOSE 4278 4318
+
+# slim has no curl: ask /-/ready with the interpreter that is already there
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:4278/-/ready', timeout=2).status == 200 else 1)"]
+
+# otelgravel finishes in-flight requests on SIGTERM and exits 0
+STOPSIGNAL SIGTERM
+CMD ["otelgravel", "--config", "/etc/otelgravel/config.yaml"]

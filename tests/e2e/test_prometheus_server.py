@@ -1,0 +1,267 @@
+"""A real Prometheus (Debian's ``prometheus`` package) scrapes the real gateway.
+
+The test starts Prometheus on a free loopback port with a 1s scrape interval and ``honor_labels: true``
+(the Pushgateway convention: the pushed ``job``/``instance`` win over the target's), pushes counters,
+and polls Prometheus' HTTP API (bounded deadlines) until PromQL returns the aggregated values.
+Prometheus asks for OpenMetrics first; the ``_created`` series (written by the gateway only in
+OpenMetrics) and the family-keyed metadata show that it got and parsed OpenMetrics.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+DEADLINE = 60.0   # seconds for any one condition to become true
+POLL = 0.2        # seconds between two polls of Prometheus' API
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
+
+pytestmark = pytest.mark.skipif(not os.access(PROMETHEUS, os.X_OK),
+                                reason=f"needs a Prometheus server binary ({PROMETHEUS} not found; "
+                                       "`apt-get install prometheus`)")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def poll(condition, what: str, deadline: float = DEADLINE, on_timeout=lambda: ""):
+    """Call condition() until it returns something truthy (then return it), at most `deadline` seconds."""
+    end = time.monotonic() + deadline
+    waiter = threading.Event()
+    last = None
+    while time.monotonic() < end:
+        last = condition()
+        if last:
+            return last
+        waiter.wait(POLL)
+    raise AssertionError(f"timed out after {deadline:.0f}s waiting for {what}; last={last!r}\n{on_timeout()}")
+
+
+class Prometheus:
+    def __init__(self, workdir: Path, target: str):
+        self.workdir = workdir
+        self.config = workdir / "prometheus.yml"
+        self.config.write_text(f"""
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: gateway
+    honor_labels: true
+    metrics_path: /metrics
+    static_configs:
+      - targets: ["{target}"]
+""")
+        self.logfile = workdir / "prometheus.log"
+        self.proc = None
+        self.url = None
+
+    def start(self) -> None:
+        for attempt in range(3):  # the free port may be taken between asking and binding
+            port = free_port()
+            self.url = f"http://127.0.0.1:{port}"
+            data = self.workdir / f"data{attempt}"
+            with open(self.logfile, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [PROMETHEUS, f"--config.file={self.config}", f"--storage.tsdb.path={data}",
+                     f"--web.listen-address=127.0.0.1:{port}", "--log.level=info"],
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True)
+            try:
+                poll(self._ready, "Prometheus /-/ready", deadline=30, on_timeout=self.log)
+                return
+            except AssertionError:
+                exited = self.proc.poll() is not None
+                self.stop()
+                if not exited or attempt == 2:
+                    raise
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"prometheus exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def log(self) -> str:
+        try:
+            return self.logfile.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def api(self, path: str, **params) -> dict:
+        url = f"{self.url}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            answer = json.load(resp)
+        assert answer["status"] == "success", answer
+        return answer["data"]
+
+    def query(self, promql: str) -> list[dict]:
+        data = self.api("query", query=promql)
+        assert data["resultType"] == "vector", data
+        return data["result"]
+
+    def scalar(self, promql: str):
+        result = self.query(promql)
+        return float(result[0]["value"][1]) if len(result) == 1 else None
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def prometheus_for(tmp_path):
+    """prometheus_for(gateway) starts a Prometheus scraping that gateway; always killed at the end."""
+    started = []
+
+    def start(gateway):
+        target = urllib.parse.urlsplit(gateway.scrape_url).netloc
+        prom = Prometheus(tmp_path, target)
+        started.append(prom)
+        prom.start()
+        return prom
+
+    try:
+        yield start
+    finally:
+        for prom in started:
+            prom.stop()
+
+
+def wait_target_up(prom: Prometheus, after: float = 0.0) -> dict:
+    """The single active target, once it is up, scraped after `after` (Unix s), and without error."""
+    def check():
+        targets = prom.api("targets", state="active")["activeTargets"]
+        if len(targets) != 1:
+            return None
+        t = targets[0]
+        if t["health"] != "up":
+            return None
+        return t if _rfc3339(t["lastScrape"]) > after else None
+
+    return poll(check, "the gateway target to be up", on_timeout=prom.log)
+
+
+def _rfc3339(stamp: str) -> float:
+    """Go's RFC 3339 with nanoseconds (``2024-05-01T12:34:56.123456789Z``) → Unix seconds."""
+    match = _STAMP.match(stamp)
+    assert match, stamp
+    head, frac, tz = match.groups()
+    tz = "+00:00" if tz == "Z" else tz
+    return datetime.fromisoformat(f"{head}.{(frac or '0')[:6].ljust(6, '0')}{tz}").timestamp()
+
+
+def wait_value(prom: Prometheus, promql: str, expected: float) -> float:
+    poll(lambda: prom.scalar(promql) == expected, f"`{promql}` == {expected}",
+         on_timeout=lambda: f"last result: {prom.query(promql)}\n{prom.log()}")
+    return prom.scalar(promql)
+
+
+def push(gateway, path, body, method="POST"):
+    status, reply, _ = gateway.push(path, body, method)
+    assert status == 200, (path, status, reply)
+
+
+def test_prometheus_scrapes_aggregated_counters(gateway, prometheus_for):
+    counter = "# TYPE requests counter\n# HELP requests Requests handled.\nrequests{{route=\"/a\"}} {}\n"
+    # three invocations of job fn (PUT and POST alike), one from another instance, one other job
+    push(gateway, "/metrics/job/fn", counter.format(1), "PUT")
+    push(gateway, "/metrics/job/fn", counter.format(2), "POST")
+    push(gateway, "/metrics/job/fn", counter.format(3), "PUT")
+    push(gateway, "/metrics/job/fn/instance/b", counter.format(4))
+    push(gateway, "/metrics/job/other", counter.format(100))
+    push(gateway, "/metrics/job/fn", 'fn_info{version="1.0",clear_mode="family"} 1\n')
+    push(gateway, "/metrics/job/fn", 'fn_info{version="1.1",clear_mode="family"} 1\n')
+
+    prom = prometheus_for(gateway)
+    target = wait_target_up(prom)
+    assert target["lastError"] == "", target
+    assert target["labels"]["job"] == "gateway"
+    assert target["scrapeUrl"] == gateway.scrape_url + "/metrics"
+
+    assert wait_value(prom, 'sum(requests_total{job="fn"})', 10) == 10
+    # honor_labels: the pushed job and instance are kept, the target's fill in only what is missing
+    per_instance = {r["metric"]["instance"]: float(r["value"][1])
+                    for r in prom.query('requests_total{job="fn",route="/a"}')}
+    assert per_instance == {"b": 4.0, target["labels"]["instance"]: 6.0}, per_instance
+    assert prom.scalar('requests_total{job="other"}') == 100
+    # family semantics: only the latest version; clear_mode never reaches Prometheus
+    infos = [r["metric"] for r in prom.query('fn_info{job="fn"}')]
+    assert [m["version"] for m in infos] == ["1.1"], infos
+    assert prom.query('{__name__=~".+",clear_mode!=""}') == []
+    assert prom.query('{__name__=~".+",clearmode!=""}') == []
+
+    # more invocations while Prometheus is scraping: the next scrapes see the new totals
+    pushed_at = time.time()
+    for _ in range(5):
+        push(gateway, "/metrics/job/fn", counter.format(1))
+    assert wait_value(prom, 'sum(requests_total{job="fn"})', 15) == 15
+    assert wait_value(prom, 'requests_total{job="fn",instance="b"}', 4) == 4
+    target = wait_target_up(prom, after=pushed_at)
+    assert target["health"] == "up" and target["lastError"] == "", target
+
+
+def test_prometheus_negotiates_and_parses_openmetrics(gateway, prometheus_for):
+    push(gateway, "/metrics/job/fn", "# TYPE jobs counter\n# HELP jobs Jobs run.\njobs 2\n")
+    push(gateway, "/metrics/job/fn", "# TYPE jobs counter\njobs 3\n", "PUT")
+    hist = ('# TYPE lat histogram\nlat_bucket{{le="0.5"}} {a}\nlat_bucket{{le="+Inf"}} {b}\n'
+            'lat_sum {s}\nlat_count {b}\n')
+    push(gateway, "/metrics/job/fn", hist.format(a=1, b=2, s=1.5))
+    push(gateway, "/metrics/job/fn", hist.format(a=0, b=1, s=3))
+    # what the gateway serves Prometheus' Accept header must itself be strict OpenMetrics
+    gateway.samples(openmetrics=True)
+
+    prom = prometheus_for(gateway)
+    target = wait_target_up(prom)
+    assert target["lastError"] == "", target
+
+    assert wait_value(prom, 'jobs_total{job="fn"}', 5) == 5
+    # `_created` is written by the gateway only in OpenMetrics: its presence shows the format used
+    created = prom.scalar('jobs_created{job="fn"}')
+    assert created is not None and created > 1.7e9, prom.query('{job="fn"}')
+    assert prom.scalar('lat_count{job="fn"}') == 3
+    assert prom.scalar('lat_sum{job="fn"}') == 4.5
+    assert prom.scalar('lat_bucket{job="fn",le="0.5"}') == 1
+    assert prom.scalar('lat_bucket{job="fn",le="+Inf"}') == 3
+    assert prom.scalar('histogram_quantile(1, lat_bucket{job="fn"})') is not None
+
+    # OpenMetrics metadata is keyed by family name (text 0.0.4 would say `jobs_total`)
+    meta = prom.api("targets/metadata", metric="jobs")
+    assert [(m["type"], m["help"]) for m in meta] == [("counter", "Jobs run.")], meta
+    assert prom.api("targets/metadata", metric="jobs_total") == []
+    meta = prom.api("targets/metadata", metric="lat")
+    assert [m["type"] for m in meta] == ["histogram"], meta
+    # push_time_seconds reaches Prometheus with the group's labels
+    assert prom.scalar('push_time_seconds{job="fn"}') > 1.7e9
+    assert prom.query("up") and prom.scalar('up{job="gateway"}') == 1

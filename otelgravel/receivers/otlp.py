@@ -16,7 +16,6 @@ The translator's per-source state is expired by the service's tick (``translator
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import time
 

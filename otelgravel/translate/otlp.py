@@ -81,7 +81,7 @@ from ..clearmode import parse_clear_mode
 from ..errors import ClearModeError
 from ..model import (COUNTER, FAMILY, GAUGE, HISTOGRAM, INF, INFO, REPLACE, SUM, SUM_KIND,
                      SUMMARY, WINDOW_KIND, ClearMode, Exemplar, Family, Labels, Point)
-from .names import attribute_value, labels_from_pairs, metric_name, sanitize_label_name
+from .names import attribute_value, labels_from_pairs, metric_name
 
 DELTA = 1
 CUMULATIVE = 2

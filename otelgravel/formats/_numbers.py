@@ -10,9 +10,9 @@ import re
 
 # Decimal (``1``, ``1.``, ``.5``, ``1e-3``), infinity with an optional sign, NaN; case-insensitive
 # words as in Go and in the OpenMetrics ABNF. No hex, no underscores, no sign on NaN.
-FLOAT = (r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+FLOAT = (r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
          r"|[-+]?[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN]")
-REAL = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+REAL = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 
 _FLOAT = re.compile(FLOAT)
 _REAL = re.compile(REAL)
@@ -27,9 +27,7 @@ def parse_float(token: str) -> float | None:
     if _FLOAT.fullmatch(token) is None:
         return None
     value = float(token)
-    if (value == INF or value == -INF) and token[-1] in "0123456789.":
-        return None  # 1e999: Go reports a range error
-    return value
+    return None if (value == INF or value == -INF) and overflowed(token) else value
 
 
 def parse_real(token: str) -> float | None:
@@ -48,6 +46,7 @@ def parse_int64_timestamp(token: str) -> int | None:
     return value if value <= _INT64_MAX else None
 
 
-def check_value_range(token: str, value: float) -> bool:
-    """False for a decimal token that overflowed to infinity (the fast paths' only extra check)."""
-    return not ((value == INF or value == -INF) and token[-1] in "0123456789.")
+def overflowed(token: str) -> bool:
+    """For a token that gave an infinite value: was it a number too large (``1e999``, which Go
+    refuses with a range error) rather than an infinity word? The fast paths' one extra check."""
+    return token[-1] in "0123456789."

@@ -25,7 +25,7 @@ from ..model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INF, INFO, STATE
                      UNKNOWN, Exemplar, Family, Point)
 from ._labels import (FAST_PAIR, FAST_PAIRS, METRIC_NAME, check_unique, found, merge_mode,
                       parse_label_set, series_labels, series_text, unescape)
-from ._numbers import FLOAT, REAL, check_value_range, parse_float, parse_real
+from ._numbers import FLOAT, REAL, overflowed, parse_float, parse_real
 
 __all__ = ["parse_openmetrics"]
 
@@ -128,7 +128,7 @@ class _Parser:
             if match is not None:
                 name, block, token, ts_token = match.groups()
                 value = float(token)
-                if not check_value_range(token, value):
+                if (value == INF or value == -INF) and overflowed(token):
                     raise ParseError(f"invalid value '{token}': out of range", lineno)
                 if block:
                     pairs = findall(block)

@@ -21,9 +21,9 @@ import re
 
 from ..errors import ParseError
 from ..model import COUNTER, GAUGE, HISTOGRAM, INF, SUMMARY, UNKNOWN, Family, Point
-from ._labels import (FAST_PAIR, FAST_PAIRS, METRIC_NAME, found, merge_mode, parse_label_set,
+from ._labels import (FAST_PAIR, FAST_PAIRS, METRIC_NAME, check_unique, found, merge_mode, parse_label_set,
                       series_labels, series_text, unescape)
-from ._numbers import FLOAT, check_value_range, parse_float, parse_int64_timestamp
+from ._numbers import FLOAT, overflowed, parse_float, parse_int64_timestamp
 
 __all__ = ["parse_prom_text"]
 
@@ -80,6 +80,7 @@ class _Parser:
         self.families: list[_Family] = []
         self.meta: dict[str, _Family] = {}        # declared or sampled name -> family
         self.by_sample: dict[str, tuple] = {}     # sample name -> (family, role)
+        self.bounds: dict[str, float] = {}        # le/quantile text -> value, as they repeat
 
     def parse(self, text: str) -> list[Family]:
         by_sample = self.by_sample
@@ -94,7 +95,7 @@ class _Parser:
             if match is not None:
                 name, block, token, _ = match.groups()
                 value = float(token)
-                if not check_value_range(token, value):
+                if (value == INF or value == -INF) and overflowed(token):
                     raise ParseError(f"invalid value '{token}': out of range", lineno)
                 if block:
                     pairs = findall(block)
@@ -116,7 +117,15 @@ class _Parser:
                 entry = self._untyped(name)
             family, role = entry
             if role == _VALUE:
-                labels, mode, _ = series_labels(pairs, lineno, inspect)
+                if inspect:
+                    labels, mode, _ = series_labels(pairs, lineno)
+                else:  # series_labels without the loop, inlined: this is the hot path
+                    if len(pairs) > 1:
+                        if len(dict(pairs)) != len(pairs):
+                            check_unique(pairs, lineno)
+                        pairs.sort()
+                    labels = tuple(pairs)
+                    mode = None
                 series = family.series
                 if labels in series:
                     raise ParseError(f"duplicate series {series_text(name, labels)}", lineno)
@@ -172,8 +181,8 @@ class _Parser:
         else:
             owner = self.by_sample.get(name)
             if owner is not None:
-                raise ParseError(f"TYPE line for '{name}' clashes with {owner[0].type} family "
-                                 f"'{owner[0].name}'", lineno)
+                raise ParseError(f"TYPE line for '{name}' clashes with {owner[0].type} "
+                                 f"'{owner[0].name}', whose samples include '{name}'", lineno)
             family = self._new(name)
         family.type = type_
         family.typed = True
@@ -191,6 +200,9 @@ class _Parser:
         for sample_name, role in roles.items():
             owner = self.by_sample.get(sample_name)
             if owner is not None:
+                if not owner[0].typed:
+                    raise ParseError(f"TYPE line for family '{name}' after its samples "
+                                     f"('{sample_name}' came first)", lineno)
                 raise ParseError(f"{word} '{name}' would own the samples named '{sample_name}', "
                                  f"which belong to {owner[0].type} family '{owner[0].name}'",
                                  lineno)
@@ -237,10 +249,13 @@ class _Parser:
             if bound_text is None:
                 raise ParseError(f"sample {series_text(name, labels)} of {family.type} "
                                  f"'{family.name}' has no '{special}' label", lineno)
-            bound = parse_float(bound_text)
-            if bound is None or bound != bound:
-                raise ParseError(f"invalid '{special}' value '{bound_text}' (expected a number)",
-                                 lineno)
+            bound = self.bounds.get(bound_text)
+            if bound is None:
+                bound = parse_float(bound_text)
+                if bound is None or bound != bound:
+                    raise ParseError(f"invalid '{special}' value '{bound_text}' (expected a "
+                                     "number)", lineno)
+                self.bounds[bound_text] = bound
             if bound in group.bounds:
                 raise ParseError(f"duplicate series {series_text(name, labels)} with "
                                  f"{special}=\"{bound_text}\"", lineno)

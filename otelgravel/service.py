@@ -37,6 +37,8 @@ class Service:
         self._by_endpoint: dict[Endpoint, list[str]] = {}  # endpoint -> components served there
         self._runners: list[web.AppRunner] = []
         self._ticker: asyncio.Task | None = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
         self.bound: dict[str, str] = {}  # component -> "host:port" actually bound
 
         exporter = PrometheusExporter(self.store)
@@ -64,10 +66,12 @@ class Service:
     async def start(self) -> None:
         for endpoint, routes in self._routes.items():
             # Compressed bodies are capped after decoding by the receivers; this caps the wire.
-            app = web.Application(client_max_size=self._max_body[endpoint])
+            app = web.Application(client_max_size=self._max_body[endpoint],
+                                  middlewares=[self._count_in_flight])
             app.add_routes(routes)
+            # auto_decompress off: the receivers decode bodies themselves, under the size cap
             runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                   shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+                                   shutdown_timeout=SHUTDOWN_GRACE_SECONDS, auto_decompress=False)
             await runner.setup()
             site = web.TCPSite(runner, endpoint.host, endpoint.port, reuse_address=True)
             await site.start()
@@ -95,9 +99,39 @@ class Service:
             if dropped:
                 log.debug("expired", extra={"fields": {"series": dropped}})
 
+    @web.middleware
+    async def _count_in_flight(self, request: web.Request, handler):
+        """Counts requests from their headers on, so that stop() can wait for them."""
+        self._in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
     async def stop(self) -> None:
+        """Stop listening, let in-flight requests finish (bodies still arriving included), close.
+
+        aiohttp's own cleanup stops reading from open connections at once, which would drop a
+        push whose body is still on its way; so the listeners close first and we wait here.
+        """
         if self._ticker is not None:
             self._ticker.cancel()
+        for runner in self._runners:
+            for site in list(runner.sites):
+                await site.stop()
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE_SECONDS
+        while self._in_flight:
+            self._idle.clear()
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                log.warning("in-flight requests abandoned", extra={"fields": {"requests": self._in_flight}})
+                break
+            try:
+                await asyncio.wait_for(self._idle.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
         for runner in self._runners:
             await runner.cleanup()
         log.info("stopped", extra={"fields": {"series": self.store.series_count}})

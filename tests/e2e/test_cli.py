@@ -42,7 +42,9 @@ def test_in_flight_request_completes_during_shutdown(gateway_factory):
     conn.putheader("Content-Length", str(len(body)))
     conn.endheaders()
     conn.send(body[:10])
-    # the request is in flight (headers read, body pending) when the signal arrives
+    # A request on another connection, answered after ours was sent, shows the gateway's loop
+    # has read our headers: the push is in flight (body pending) when the signal arrives.
+    assert gw.request("GET", "/-/ready")[0] == 200
     gw.proc.terminate()
     deadline = time.monotonic() + 10
     while not any("msg=\"shutting down\"" in line for line in gw.log):

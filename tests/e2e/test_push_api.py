@@ -107,10 +107,10 @@ def test_health_ready_and_405_on_get_of_a_push_path(gateway):
 
 
 def test_wipe_is_404_without_admin_api(gateway_factory):
-    gw = gateway_factory(["receivers.pushgateway.endpoint=127.0.0.1:0",
-                          "exporters.prometheus.endpoint=127.0.0.1:0",
-                          "receivers.otlp.protocols.http.endpoint=127.0.0.1:0"])
+    gw = gateway_factory(["receivers.pushgateway.admin_api=false"])
+    assert gw.push("/metrics/job/fn", "x 1\n")[0] == 200
     assert gw.request("PUT", "/api/v1/admin/wipe")[0] == 404
+    assert gw.value("x", job="fn") == 1
 
 
 def test_gzip_body_and_gzip_scrape(gateway):
@@ -134,10 +134,7 @@ def test_content_negotiation(gateway):
 
 
 def test_body_over_the_limit_is_413(gateway_factory):
-    gw = gateway_factory(["receivers.pushgateway.endpoint=127.0.0.1:0",
-                          "exporters.prometheus.endpoint=127.0.0.1:0",
-                          "receivers.otlp.protocols.http.endpoint=127.0.0.1:0",
-                          "receivers.pushgateway.max_body_size=1KiB"])
+    gw = gateway_factory(["receivers.pushgateway.max_body_size=1KiB"])
     big = "".join(f"m{i} 1\n" for i in range(400))
     assert gw.push("/metrics/job/fn", big)[0] == 413
     bomb = gzip.compress(b"# " + b"x" * 100_000 + b"\n")
@@ -148,12 +145,12 @@ def test_body_over_the_limit_is_413(gateway_factory):
 
 
 BAD_BODIES = [
-    ("a{b=\"c\" 1\n", "line 1"),
+    ("a{b=\"c\" 1\n", "line 3"),
     ('metric{__name__="x"} 1\n', "__name__"),
     ("# TYPE a counter\n# TYPE a counter\na 1\n", "TYPE"),
     ("a 1\n# TYPE a counter\n", "TYPE"),
     ('# TYPE h histogram\nh_bucket{le="x"} 1\n', "le"),
-    ("ok 1\nbad 1 2 3 4\n", "line 2"),
+    ("ok 1\nbad 1 2 3 4\n", "line 4"),
     ('x{clear_mode="bogus"} 1\n', "bogus"),
     ('x{clear_mode="sum0s"} 1\n', "sum0s"),
     ('x{clear_mode="summary5m"} 1\n', "summary5m"),

@@ -25,7 +25,7 @@ _NAME = re.compile(LABEL_NAME)
 _VALUE = re.compile(r'"((?:[^"\\]++|\\.)*+)"')
 _ESCAPE = re.compile(r"\\(.?)")
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
-MODE_LABELS = ("clear_mode", "clearmode")
+_MODE_LABELS = ("clear_mode", "clearmode")
 
 
 def found(text: str, pos: int) -> str:
@@ -126,7 +126,7 @@ def series_labels(pairs: list, line: int, inspect: bool = True, special: str | N
             name = pair[0]
             if name == special:
                 special_value = pair[1]
-            elif name in MODE_LABELS:
+            elif name in _MODE_LABELS:
                 mode = _mode(pair[1], mode, line)
             elif name[:2] == "__":
                 raise ParseError(f"label name '{name}' is reserved (names starting with '__')",

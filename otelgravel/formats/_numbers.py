@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import re
 
+from ..model import INF
+
 # Decimal (``1``, ``1.``, ``.5``, ``1e-3``), infinity with an optional sign, NaN; case-insensitive
 # words as in Go and in the OpenMetrics ABNF. No hex, no underscores, no sign on NaN.
 FLOAT = (r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
          r"|[-+]?[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN]")
+# An OpenMetrics timestamp: a decimal, never a word.
 REAL = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 
 _FLOAT = re.compile(FLOAT)
 _REAL = re.compile(REAL)
 _INT = re.compile(r"[0-9]+")
-
-INF = float("inf")
 _INT64_MAX = 2 ** 63 - 1
 
 

@@ -31,7 +31,7 @@ __all__ = ["parse_openmetrics"]
 
 _FAST = re.compile(rf"({METRIC_NAME})(?:\{{((?:{FAST_PAIR}(?:,{FAST_PAIR})*)?)\}})? ({FLOAT})"
                    rf"(?: ({REAL}))?")
-_META = re.compile(rf"# (HELP|TYPE|UNIT) ({METRIC_NAME}) (.*)", re.S)
+_META = re.compile(rf"# (HELP|TYPE|UNIT) ({METRIC_NAME}) (.*)")
 _NAME = re.compile(METRIC_NAME)
 _EOF = "# EOF"
 _EXEMPLAR_MAX_CHARS = 128
@@ -83,26 +83,21 @@ class _Family:
 
 class _Series:
     """The lines of one series: the MetricPoint being read and the rules it must meet."""
-    __slots__ = ("labels", "name", "mode", "line", "stamped", "ts", "seen", "value", "exemplar",
+    __slots__ = ("labels", "mode", "line", "stamped", "ts", "seen", "value", "exemplar",
                  "buckets", "bucket_exemplars", "sum", "count", "quantiles")
 
-    def __init__(self, labels: tuple, name: str, line: int, stamped: bool):
+    def __init__(self, labels: tuple, line: int, stamped: bool):
         self.labels = labels
-        self.name = name        # family name, for messages
         self.mode = None
         self.line = line
         self.stamped = stamped  # every sample has a timestamp, or none has
         self.ts = None
-        self.reset()
+        self.next_point()
 
-    def reset(self) -> None:
-        self.seen = set()
-        self.value = None
-        self.exemplar = None
+    def next_point(self) -> None:
+        self.seen = set()       # what the current MetricPoint has: roles, le and quantile values
+        self.value = self.exemplar = self.sum = self.count = self.bucket_exemplars = None
         self.buckets = []
-        self.bucket_exemplars = None
-        self.sum = None
-        self.count = None
         self.quantiles = {}
 
 
@@ -136,11 +131,9 @@ class _Parser:
                 else:
                     pairs = []
                     inspect = False
-                ts = None
-                if ts_token is not None:
-                    ts = parse_real(ts_token)
-                    if ts is None:
-                        raise ParseError(f"invalid timestamp '{ts_token}': out of range", lineno)
+                ts = None if ts_token is None else float(ts_token)
+                if ts == INF or ts == -INF:
+                    raise ParseError(f"invalid timestamp '{ts_token}': out of range", lineno)
                 self._sample(name, pairs, inspect, value, ts, None, lineno)
             elif not line:
                 raise ParseError("blank line (OpenMetrics allows none)", lineno)
@@ -149,7 +142,7 @@ class _Parser:
                     raise ParseError("text after '# EOF'", lineno + 1)
                 self._metadata(line, lineno)
             else:
-                self._sample(*_sample(line, lineno), lineno)
+                self._sample(*_read_sample(line, lineno), lineno)
         self._close()
         return self.batch
 
@@ -266,7 +259,7 @@ class _Parser:
                                  "together", lineno)
             if series is not None:
                 family.points.append(_point(family, series))
-            series = family.current = _Series(labels, family.name, lineno, ts is not None)
+            series = family.current = _Series(labels, lineno, ts is not None)
             family.series.add(labels)
         elif series.stamped != (ts is not None):
             raise ParseError(f"some samples of series {series_text(name, labels)} have a "
@@ -279,7 +272,7 @@ class _Parser:
                                  lineno)
             if series.seen and (ts != series.ts or key in series.seen):
                 _check_point(family, series)
-                series.reset()
+                series.next_point()
             series.ts = ts
         elif key in series.seen:
             raise ParseError(f"duplicate sample {series_text(name, labels)}"
@@ -361,29 +354,33 @@ def _bound(special: str, text: str, lineno: int) -> float:
 def _check_point(family: _Family, series: _Series) -> None:
     """The rules a complete MetricPoint meets, beyond those of each of its lines."""
     type_ = family.type
-    where = series_text(family.name, series.labels)
-    line = series.line
     if type_ == COUNTER:
-        if series.value is None:
-            raise ParseError(f"counter {where} has no _total sample", line)
+        problem = None if series.value is not None else "has no _total sample"
     elif type_ == HISTOGRAM or type_ == GAUGEHISTOGRAM:
-        buckets = series.buckets
-        prefix = "" if type_ == HISTOGRAM else "g"
-        if not buckets or buckets[-1][0] != INF:
-            raise ParseError(f"{type_} {where} has no +Inf bucket", line)
-        if series.count is not None and series.count != buckets[-1][1]:
-            raise ParseError(f"{type_} {where}: _{prefix}count {_text(series.count)} differs "
-                             f"from the +Inf bucket {_text(buckets[-1][1])}", line)
-        if (series.sum is None) != (series.count is None):
-            raise ParseError(f"{type_} {where}: _{prefix}sum and _{prefix}count must be given "
-                             "together", line)
-        negative = buckets[0][0] < 0
-        if negative and series.sum is not None and type_ == HISTOGRAM:
-            raise ParseError(f"histogram {where} has buckets below zero, so it must not have "
-                             "a _sum", line)
-        if not negative and series.sum is not None and series.sum < 0:
-            raise ParseError(f"{type_} {where}: _{prefix}sum is negative but no bucket is "
-                             "below zero", line)
+        problem = _histogram_problem(type_, series)
+    else:
+        return
+    if problem is not None:
+        raise ParseError(f"{type_} {series_text(family.name, series.labels)} {problem}",
+                         series.line)
+
+
+def _histogram_problem(type_: str, series: _Series) -> str | None:
+    buckets = series.buckets
+    g = "" if type_ == HISTOGRAM else "g"
+    if not buckets or buckets[-1][0] != INF:
+        return "has no +Inf bucket"
+    if series.count is not None and series.count != buckets[-1][1]:
+        return (f"has _{g}count {_text(series.count)} but its +Inf bucket is "
+                f"{_text(buckets[-1][1])}")
+    if (series.sum is None) != (series.count is None):
+        return f"must have both _{g}sum and _{g}count or neither"
+    negative = buckets[0][0] < 0
+    if negative and series.sum is not None and type_ == HISTOGRAM:
+        return "has buckets below zero, so it must not have a _sum"
+    if not negative and series.sum is not None and series.sum < 0:
+        return f"has a negative _{g}sum but no bucket below zero"
+    return None
 
 
 def _point(family: _Family, series: _Series) -> Point:
@@ -404,7 +401,7 @@ def _text(value: float) -> str:
     return repr(value) if value == value else "NaN"
 
 
-def _sample(line: str, lineno: int) -> tuple:
+def _read_sample(line: str, lineno: int) -> tuple:
     """The careful path: escapes, exemplars, and a worded error for anything else."""
     match = _NAME.match(line)
     if match is None:

@@ -21,15 +21,15 @@ import re
 
 from ..errors import ParseError
 from ..model import COUNTER, GAUGE, HISTOGRAM, INF, SUMMARY, UNKNOWN, Family, Point
-from ._labels import (FAST_PAIR, FAST_PAIRS, METRIC_NAME, check_unique, found, merge_mode, parse_label_set,
-                      series_labels, series_text, unescape)
+from ._labels import (FAST_PAIR, FAST_PAIRS, METRIC_NAME, check_unique, found, merge_mode,
+                      parse_label_set, series_labels, series_text, unescape)
 from ._numbers import FLOAT, overflowed, parse_float, parse_int64_timestamp
 
 __all__ = ["parse_prom_text"]
 
 _FAST = re.compile(rf"({METRIC_NAME})(?:\{{((?:{FAST_PAIR}(?:,{FAST_PAIR})*,?)?)\}})? ({FLOAT})"
                    r"(?: ([0-9]{1,18}))?")
-_META = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]+(.*)", re.S)
+_META = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]+(.*)")
 _NAME = re.compile(METRIC_NAME)
 _BLANKS = re.compile(r"[ \t]*")
 _TOKEN = re.compile(r"[^ \t]+")
@@ -110,7 +110,7 @@ class _Parser:
                 if line[start] == "#":
                     self._comment(line[start:], lineno)
                     continue
-                name, pairs, value = _sample(line, start, lineno)
+                name, pairs, value = _read_sample(line, start, lineno)
                 inspect = True
             entry = by_sample.get(name)
             if entry is None:
@@ -305,9 +305,9 @@ def _histogram(name: str, group: _Group) -> Point:
     previous = 0.0
     for bound, cumulative in buckets:
         if cumulative < previous:
-            raise ParseError(f"histogram {where}: bucket le=\"{bound}\" has {cumulative:g}, less "
-                             f"than the {previous:g} of a lower bucket (buckets are cumulative)",
-                             group.line)
+            raise ParseError(f"histogram {where}: bucket le=\"{bound:g}\" has {cumulative:g}, "
+                             f"less than the {previous:g} of a lower bucket (buckets are "
+                             "cumulative)", group.line)
         previous = cumulative
     if count is None:
         count = previous
@@ -317,7 +317,7 @@ def _histogram(name: str, group: _Group) -> Point:
     return Point(group.labels, group.mode, buckets=buckets, sum=group.sum, count=count)
 
 
-def _sample(line: str, pos: int, lineno: int) -> tuple[str, list, float]:
+def _read_sample(line: str, pos: int, lineno: int) -> tuple[str, list, float]:
     """The careful path: any blanks, escapes, trailing comma; words every error."""
     match = _NAME.match(line, pos)
     if match is None:

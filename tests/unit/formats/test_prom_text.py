@@ -1,4 +1,4 @@
-"""parse_prom_text: Prometheus text 0.0.4 → Batch, strict where Prometheus and the Pushgateway are."""
+"""parse_prom_text: Prometheus text 0.0.4 → Batch, as strict as Prometheus and the Pushgateway."""
 import random
 
 import pytest

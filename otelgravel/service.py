@@ -46,7 +46,7 @@ class Service:
         if config.pushgateway is not None:
             pg = config.pushgateway
             receiver = PushgatewayReceiver(self.processor, admin_api=pg.admin_api,
-                                           max_body=pg.max_body_size)
+                                           max_body=pg.max_body_size, wipe=self.wipe)
             self._add("pushgateway", pg.endpoint, receiver.routes(), pg.max_body_size)
         if config.otlp is not None:
             from .receivers.otlp import otlp_routes
@@ -57,6 +57,11 @@ class Service:
             self._add("otlp", o.endpoint,
                       otlp_routes(self.processor, self.translator, max_body=o.max_body_size),
                       o.max_body_size)
+
+    def wipe(self) -> None:
+        self.processor.wipe()
+        if self.translator is not None:
+            self.translator.reset()
 
     def _add(self, component: str, endpoint: Endpoint, routes: list, max_body: int) -> None:
         self._routes.setdefault(endpoint, []).extend(routes)

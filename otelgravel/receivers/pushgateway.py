@@ -25,10 +25,11 @@ _PARSERS = {"text": parse_prom_text, "openmetrics": parse_openmetrics,
 
 class PushgatewayReceiver:
     def __init__(self, processor: GravelProcessor, *, admin_api: bool = False,
-                 max_body: int = 16 << 20):
+                 max_body: int = 16 << 20, wipe=None):
         self.processor = processor
         self.admin_api = admin_api
         self.max_body = max_body
+        self._wipe = wipe or processor.wipe  # the service also resets the OTLP source memory
 
     def routes(self) -> list[web.RouteDef]:
         routes = [
@@ -72,7 +73,7 @@ class PushgatewayReceiver:
         return web.Response(status=202)
 
     async def wipe(self, request: web.Request) -> web.Response:
-        self.processor.wipe()
+        self._wipe()
         return web.Response(status=202)
 
     async def healthy(self, request: web.Request) -> web.Response:

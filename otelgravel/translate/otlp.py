@@ -446,6 +446,11 @@ class OtlpTranslator:
     def __len__(self) -> int:
         return len(self._sources)
 
+    def reset(self) -> None:
+        """Forget every source (the admin wipe: the store's aggregates are gone too)."""
+        self._sources.clear()
+        self._corrections.clear()
+
     # ---- public ------------------------------------------------------------------------------
 
     def translate(self, request, now: float) -> Translation:

@@ -620,3 +620,13 @@ def test_one_name_with_two_types_in_one_request():
 def test_empty_request():
     out = OtlpTranslator().translate(req(), now=0)
     assert (out.groups, out.rejected, out.removals) == ([], 0, [])
+
+
+def test_reset_forgets_every_source():
+    t = OtlpTranslator()
+    r5, r7 = req(rm(counter("c", num(5)))), req(rm(counter("c", num(7))))
+    t.translate(r5, now=0).commit_all()
+    assert only_point(t.translate(r7, now=1), "c").value == 2
+    t.reset()
+    assert len(t) == 0
+    assert only_point(t.translate(r7, now=2), "c").value == 7

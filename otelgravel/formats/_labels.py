@@ -151,8 +151,10 @@ def _mode(text: str, previous, line: int):
 
 def merge_mode(previous, mode, line: int):
     """The mode of a series whose lines each may carry the label; they must agree."""
-    if previous is None or mode is None or previous == mode:
-        return mode if previous is None else previous
+    if previous is None:
+        return mode
+    if mode is None or mode == previous:
+        return previous
     raise ParseError(f"conflicting clear_mode values '{previous.text}' and '{mode.text}' "
                      "for one series", line)
 

@@ -75,6 +75,32 @@ def parse_prom_text(body: bytes) -> list[Family]:
     return _Parser().parse(text)
 
 
+# HELP/TYPE lines repeat verbatim across the pushes of every invocation of a function, so their
+# syntax is read once per distinct line; what a line means for the push (_help/_type) is not cached.
+_META_CACHE: dict[str, tuple] = {}
+_META_CACHE_SIZE = 8192
+
+
+def _read_meta(line: str, lineno: int) -> tuple:
+    """``(keyword, name, payload)`` of a HELP/TYPE line, ``()`` for any other comment."""
+    match = _META.fullmatch(line)
+    if match is None:
+        return ()
+    keyword, rest = match.groups()
+    name_match = _NAME.match(rest)
+    if name_match is None:
+        raise ParseError(f"expected a metric name after {keyword}, {found(rest, 0)}", lineno)
+    name = name_match.group()
+    after = rest[name_match.end():]
+    if after and after[0] not in " \t":
+        raise ParseError(f"invalid metric name in {keyword} line: "
+                         f"'{rest.split(maxsplit=1)[0]}'", lineno)
+    after = after.lstrip(" \t")
+    if keyword == "HELP":
+        return keyword, name, unescape(after, lineno, False, "HELP text")
+    return keyword, name, after.rstrip(" \t")
+
+
 class _Parser:
     def __init__(self):
         self.families: list[_Family] = []
@@ -137,23 +163,18 @@ class _Parser:
     # ---- metadata ------------------------------------------------------------------------------
 
     def _comment(self, line: str, lineno: int) -> None:
-        match = _META.fullmatch(line)
-        if match is None:
-            return  # any other comment
-        keyword, rest = match.groups()
-        name_match = _NAME.match(rest)
-        if name_match is None:
-            raise ParseError(f"expected a metric name after {keyword}, {found(rest, 0)}", lineno)
-        name = name_match.group()
-        after = rest[name_match.end():]
-        if after and after[0] not in " \t":
-            raise ParseError(f"invalid metric name in {keyword} line: "
-                             f"'{rest.split(maxsplit=1)[0]}'", lineno)
-        after = after.lstrip(" \t")
-        if keyword == "HELP":
-            self._help(name, unescape(after, lineno, False, "HELP text"), lineno)
-        else:
-            self._type(name, after.rstrip(" \t"), lineno)
+        meta = _META_CACHE.get(line)
+        if meta is None:
+            meta = _read_meta(line, lineno)
+            if len(_META_CACHE) >= _META_CACHE_SIZE:
+                _META_CACHE.clear()
+            _META_CACHE[line] = meta
+        if meta:
+            keyword, name, payload = meta
+            if keyword == "HELP":
+                self._help(name, payload, lineno)
+            else:
+                self._type(name, payload, lineno)
 
     def _help(self, name: str, help_: str, lineno: int) -> None:
         family = self.meta.get(name)

@@ -49,6 +49,10 @@ class GravelProcessor:
                 refused.append((family, exc))
         return refused
 
+    def check_capacity(self, pushes: list[tuple[Labels, list[Family]]]) -> None:
+        """LimitError when these pushes together would pass the series limit (nothing applied)."""
+        self.store.check_capacity(pushes)
+
     def delete(self, group: Labels) -> bool:
         return self.store.delete_group(group)
 

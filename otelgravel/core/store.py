@@ -134,6 +134,7 @@ class Store:
         self.families: dict[str, FamilyState] = {}
         self.groups: dict[Labels, Group] = {}
         self.series_count = 0
+        self.limit_refusals = 0  # pushes refused by max_series, since start
         self._owners: dict[str, str] = {}  # exposed sample name -> family name
         self._sorted_families: list[FamilyState] | None = None
         self._sorted_groups: list[Group] | None = None
@@ -172,6 +173,25 @@ class Store:
             self._apply_family(fam, keys, group, now)
         group.push_time = now
 
+    def check_capacity(self, pushes: list) -> None:
+        """Raise LimitError when ``[(group_labels, batch), ...]`` together would pass max_series.
+
+        For OTLP, whose families are applied one by one: the limit refuses the whole export.
+        """
+        new = set()
+        for group_labels, batch in pushes:
+            for fam in batch:
+                stored = self.families.get(fam.name)
+                series = stored.series if stored is not None else {}
+                for point in fam.points:
+                    key = _with_group(point.labels, group_labels)
+                    if key not in series:
+                        new.add((fam.name, key))
+        if new and self.series_count + len(new) > self.max_series:
+            self.limit_refusals += 1
+            raise LimitError(f"the gateway holds {self.series_count} series and this export adds "
+                             f"{len(new)}: over the limit max_series={self.max_series}")
+
     def record_failure(self, group_labels: Labels, now: float) -> None:
         """A refused push marks an existing group; it never creates one (the store stays unchanged)."""
         group = self.groups.get(group_labels)
@@ -198,7 +218,9 @@ class Store:
             self._drop(family, series)
 
     def wipe(self) -> None:
+        refusals = self.limit_refusals
         self.__init__(self.max_series, self.expire_after)
+        self.limit_refusals = refusals
 
     def expire(self, now: float) -> int:
         """Drop series not updated for ``expire_after``, empty windows, and idle empty groups."""
@@ -270,6 +292,7 @@ class Store:
                 keys.append(key)
             plan.append((fam, keys))
         if new_series and self.series_count + new_series > self.max_series:
+            self.limit_refusals += 1
             raise LimitError(f"the gateway holds {self.series_count} series and this push adds "
                              f"{new_series}: over the limit max_series={self.max_series}")
         return plan

@@ -8,8 +8,8 @@ limit (after decompression), 415 neither protobuf nor JSON.
 
 A family the store refuses (e.g. its type conflicts with a family pushed as text) counts its
 points in ``partial_success.rejected_data_points``; the translator's state for that family is not
-committed, so a later export recomputes the same increments. When nothing at all was applied and
-only limits stood in the way, the answer is 429 so that the SDK retries the whole export.
+committed, so a later export recomputes the same increments. An export that would pass the
+series limit is refused whole with 429 (nothing applied), so that the SDK retries it later.
 
 The translator's per-source state is expired by the service's tick (``translator.expire``).
 """
@@ -111,31 +111,24 @@ def otlp_routes(processor, translator, *, max_body: int) -> list[web.RouteDef]:
             return error_response(exc, otlp=True)
 
         translation = translator.translate(message, now)
+        try:
+            processor.check_capacity(translation.groups)
+        except LimitError as exc:  # the whole export waits: 429 lets the SDK retry it later
+            return error_response(exc, otlp=True)
         rejected = translation.rejected
         errors = list(translation.errors)
-        accepted = 0
-        limited: LimitError | None = None
-        others_refused = False
         for group, families in translation.groups:
             refused = processor.push_each(group, families, now)
             refused_ids = {id(family) for family, _ in refused}
             for family in families:
                 if id(family) not in refused_ids:
                     translation.commit(family)
-                    accepted += 1
             for family, exc in refused:
                 rejected += len(family.points)
-                if isinstance(exc, LimitError):
-                    limited = exc
-                else:
-                    others_refused = True
                 if len(errors) < 10:
                     errors.append(str(exc))
         for group, name, labels in translation.removals:
             processor.remove_series(group, name, labels)
-        if limited is not None and not accepted and not others_refused \
-                and not translation.rejected and not translation.removals:
-            return error_response(limited, otlp=True)
         return encode_response(rejected, _join(errors), content_type)
 
     return [web.post(PATH, export)]

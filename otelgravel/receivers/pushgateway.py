@@ -5,11 +5,12 @@ key to the processor, answer. Parsing and aggregation live in ``formats`` and ``
 """
 from __future__ import annotations
 
+import logging
 import time
 
 from aiohttp import web
 
-from ..errors import GravelError
+from ..errors import GravelError, LimitError
 from ..formats.decoding import decode_body
 from ..formats.negotiation import push_format
 from ..formats.openmetrics import parse_openmetrics
@@ -18,6 +19,8 @@ from ..formats.prom_text import parse_prom_text
 from ..http_errors import error_response
 from ..processor import GravelProcessor
 from .grouping import parse_grouping_key
+
+log = logging.getLogger("otelgravel.pushgateway")
 
 _PARSERS = {"text": parse_prom_text, "openmetrics": parse_openmetrics,
             "protobuf": parse_prom_protobuf}
@@ -61,6 +64,8 @@ class PushgatewayReceiver:
             self.processor.push(group, batch, now)
         except GravelError as exc:
             self.processor.refused(group, now)
+            log.log(logging.WARNING if isinstance(exc, LimitError) else logging.DEBUG,
+                    "push refused", extra={"fields": {"path": request.path, "reason": str(exc)}})
             return error_response(exc)
         return web.Response(status=200)
 

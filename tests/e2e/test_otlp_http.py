@@ -303,3 +303,19 @@ def test_no_recorded_value_removes_the_series(gateway):
     assert (status, partial(answer)) == (200, (0, ""))
     assert gateway.value("doors", job="flags", otel_scope_name="lib", room="a") is None
     assert gateway.value("doors", job="flags", otel_scope_name="lib", room="b") == 2.0
+
+
+def test_the_series_limit_answers_429_and_applies_nothing(gateway_factory):
+    gw = gateway_factory(["processors.gravel.max_series=2"])
+    first = ExportMetricsServiceRequest(resource_metrics=[resource_metrics(
+        "svc", delta_counter("hits", 1, route="/a"))])
+    assert post(gw, first.SerializeToString())[0] == 200
+    over = ExportMetricsServiceRequest(resource_metrics=[resource_metrics(
+        "svc", delta_counter("hits", 1, route="/a"), delta_counter("misses", 1, route="/b"),
+        delta_counter("errors", 1, route="/c"))])
+    status, body, _ = post(gw, over.SerializeToString())
+    assert status == 429, body
+    assert "max_series=2" in body.decode(errors="replace")
+    samples = gw.samples()
+    hits = [v for k, v in samples.items() if k[0] == "hits_total"]
+    assert hits == [1] and not [k for k in samples if k[0] in ("misses_total", "errors_total")]

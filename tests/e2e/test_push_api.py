@@ -226,3 +226,33 @@ def test_histograms_with_different_layouts_scrape_valid(gateway):
     counts = [v for _, v in buckets]
     assert counts == sorted(counts) and counts == [1, 3, 5, 8, 10]
     assert buckets[-1] == (float("inf"), samples[("lat_count", frozenset({("job", "fn")}))])
+
+
+def test_max_series_refuses_the_whole_push_and_logs_it(gateway_factory):
+    gw = gateway_factory(["processors.gravel.max_series=3"])
+    assert gw.push("/metrics/job/fn", "a 1\nb 1\n")[0] == 200
+    status, body, _ = gw.push("/metrics/job/fn", "a 1\nc 1\nd 1\n")
+    assert status == 400 and "max_series=3" in body.decode()
+    assert gw.push("/metrics/job/fn", "a 1\nc 1\n")[0] == 200
+    samples = gw.samples()
+    assert [(k[0], v) for k, v in sorted(samples.items()) if k[0] in "abcd"] == [("a", 2), ("b", 1), ("c", 1)]
+    assert any("level=warning" in line and "max_series=3" in line for line in gw.log)
+
+
+def test_protobuf_delimited_push_as_client_golang_sends_it(gateway):
+    from google.protobuf.internal.encoder import _VarintBytes
+    from otelgravel.formats.prom_protobuf import MetricFamily
+    counter = MetricFamily(name="jobs_total", help="Jobs.", type=0, metric=[
+        {"label": [{"name": "queue", "value": "q1"}], "counter": {"value": 3}}])
+    hist = MetricFamily(name="wait_seconds", type=4, metric=[{"histogram": {
+        "sample_count": 2, "sample_sum": 1.5,
+        "bucket": [{"upper_bound": 0.5, "cumulative_count": 1}, {"upper_bound": 1, "cumulative_count": 2}]}}])
+    body = b"".join(_VarintBytes(m.ByteSize()) + m.SerializeToString() for m in (counter, hist))
+    ctype = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+    for _ in range(2):
+        assert gateway.push("/metrics/job/go", body, "PUT", {"Content-Type": ctype})[0] == 200
+    samples = gateway.samples(openmetrics=True)
+    assert samples[("jobs_total", frozenset({("job", "go"), ("queue", "q1")}))] == 6
+    assert samples[("wait_seconds_count", frozenset({("job", "go")}))] == 4
+    assert samples[("wait_seconds_bucket", frozenset({("job", "go"), ("le", "+Inf")}))] == 4
+    assert samples[("wait_seconds_bucket", frozenset({("job", "go"), ("le", "0.5")}))] == 2

@@ -147,9 +147,9 @@ def test_max_series_refuses_the_whole_push():
     store.apply([counter("a", 1)], G1, now=1)
     with pytest.raises(LimitError, match="max_series=2"):
         store.apply([counter("b", 1), counter("c", 1)], G1, now=2)
-    assert store.series_count == 1
+    assert store.series_count == 1 and store.limit_refusals == 1
     store.apply([counter("a", 1), counter("b", 1)], G1, now=3)
-    assert store.series_count == 2
+    assert store.series_count == 2 and store.limit_refusals == 1
 
 
 def test_expire_after_drops_idle_series_and_then_idle_groups():
@@ -182,3 +182,12 @@ def test_metadata_without_samples_creates_nothing():
     store = Store()
     store.apply([Family("empty", COUNTER)], G1, now=1)
     assert store.families == {} and store.series_count == 0
+
+
+def test_check_capacity_counts_new_series_across_pushes_once():
+    store = Store(max_series=3)
+    store.apply([counter("a", 1)], G1, now=1)
+    store.check_capacity([(G1, [counter("a", 1), counter("b", 1)]), (G2, [counter("b", 1)])])
+    with pytest.raises(LimitError, match="adds 3"):
+        store.check_capacity([(G1, [counter("b", 1), counter("c", 1)]), (G2, [counter("b", 1)])])
+    assert store.series_count == 1 and store.limit_refusals == 1

@@ -60,6 +60,7 @@ EMPTY = "empty"
 LABELS = {PG: "Pushgateway", OG: "otelgravel", EMPTY: "empty aiohttp handler"}
 
 MIN_SERIES_FOR_MEMORY = 1000
+FOREIGN_CPU_WARN = 0.10  # share of all CPUs used by other processes during a measurement
 
 APT_PACKAGES = ("prometheus-pushgateway", "wrk")
 PY_PACKAGES = {  # module to import -> pip distribution
@@ -398,6 +399,7 @@ class Bench:
         self.otlp_body = otlp_request(args.otlp_points)
         self.otlp_file = self.work / "otlp_request.bin"
         self.otlp_file.write_bytes(self.otlp_body)
+        self.monitor = LoadMonitor(lambda: {srv.proc.pid for srv in self.all_servers if srv.proc})
         self.pg_groups = 0  # groups 0..n-1 present in each gateway
         self.og_groups = 0
 
@@ -433,6 +435,7 @@ class Bench:
         return server
 
     def stop_all(self) -> None:
+        self.monitor.stop()
         for server in self.all_servers:
             try:
                 server.stop()
@@ -638,16 +641,20 @@ class Bench:
                     continue
                 groups = 1 if name == EMPTY else (self.pg_groups if name == PG else self.og_groups)
                 groups = max(1, min(groups, stage["size"]))
+                t0 = time.monotonic()
                 try:
                     res = run_wrk(server.base, [str(self.body_file), str(groups)], self.args.duration,
                                   self.args.connections, self.args.wrk_threads, self.args.wrk_timeout)
                 except Exception as exc:
                     self.error(f"wrk {name} at {stage['size']}", exc)
                     continue
+                res["foreign_cpu"] = self.monitor.foreign(t0, time.monotonic())
                 res["groups"] = groups
                 self.drain(server, name)
                 stage["push_runs"].setdefault(name, []).append(res)
                 problems = "" if res["ok"] else f"  (ERRORS {res['errors']}, non-2xx {res['non_2xx_3xx']})"
+                if (res["foreign_cpu"] or 0) > FOREIGN_CPU_WARN:
+                    problems += f"  (other processes used {res['foreign_cpu']:.0%} of the CPUs)"
                 log(f"push {name:11s} size {stage['size']:>6} rep {rep + 1}: {res['rps']:>9.1f} req/s, "
                     f"p99 {res['p99_ms']:.1f} ms{problems}")
         for name, runs in stage["push_runs"].items():
@@ -723,12 +730,14 @@ class Bench:
             self.error("otlp probe", exc)
             return
         for rep in range(self.args.reps):
+            t0 = time.monotonic()
             try:
                 res = run_wrk(base, [str(self.otlp_file), "0", OTLP_CONTENT_TYPE, "POST", "/v1/metrics"],
                               self.args.duration, self.args.otlp_connections, 1, self.args.wrk_timeout)
             except Exception as exc:
                 self.error("wrk otlp", exc)
                 continue
+            res["foreign_cpu"] = self.monitor.foreign(t0, time.monotonic())
             res["points_per_s"] = round(res["rps"] * points, 0)
             out["runs"].append(res)
             log(f"otlp rep {rep + 1}: {res['rps']:.1f} req/s = {res['points_per_s']:.0f} points/s, "
@@ -744,6 +753,7 @@ class Bench:
             self.error("otlp scrape", exc)
 
     def run(self) -> dict[str, Any]:
+        self.monitor.start()
         self.start_servers()
         for size in self.args.sizes:
             self.run_stage(size)
@@ -979,6 +989,76 @@ def cpu_busy(seconds: float = 1.0) -> float:
         return -1.0
 
 
+class LoadMonitor:
+    """Samples, in a thread, how much CPU went to processes that are not the benchmark's.
+
+    Ours: every process in the benchmark's own process group (this script, wrk, the loader) and in
+    the servers' groups, plus the children we already reaped. Anything else using the CPUs during a
+    measurement lowers its numbers; each wrk run records the foreign share over its own window.
+    """
+
+    def __init__(self, pgids_fn, interval: float = 0.5):
+        import threading
+
+        self.pgids_fn = pgids_fn
+        self.interval = interval
+        self.samples: list[tuple[float, int, int, int]] = []  # (monotonic, total, busy, ours) in ticks
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="load-monitor", daemon=True)
+
+    @staticmethod
+    def _ours(pgids: set[int]) -> int:
+        ticks = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # after the command: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+            # utime(11) stime(12) cutime(13) cstime(14)
+            if int(fields[2]) in pgids:
+                ticks += int(fields[11]) + int(fields[12])
+                if int(entry) == os.getpid():
+                    ticks += int(fields[13]) + int(fields[14])
+        return ticks
+
+    def sample(self) -> None:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        total = sum(fields)
+        busy = total - fields[3] - (fields[4] if len(fields) > 4 else 0)
+        pgids = {os.getpgrp(), *self.pgids_fn()}
+        self.samples.append((time.monotonic(), total, busy, self._ours(pgids)))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample()
+            except Exception:
+                pass
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def foreign(self, t0: float, t1: float) -> float | None:
+        """Share of all CPUs used by other processes between monotonic times t0 and t1."""
+        inside = [x for x in self.samples if t0 - self.interval <= x[0] <= t1 + self.interval]
+        if len(inside) < 2:
+            return None
+        a, b = inside[0], inside[-1]
+        dt = b[1] - a[1]
+        if dt <= 0:
+            return None
+        return round(max(0.0, ((b[2] - a[2]) - (b[3] - a[3])) / dt), 3)
+
+
 def _status_kb_meminfo() -> int:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -1019,6 +1099,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pushgateway-bin", default="prometheus-pushgateway")
     p.add_argument("--no-otelgravel", action="store_true", help="measure only the Pushgateway and the empty handler")
     p.add_argument("--no-install", action="store_true", help="do not apt-get/pip install missing tools")
+    p.add_argument("--wait-quiet", type=float, default=0.0,
+                   help="before starting, wait up to this many seconds for the CPUs to be idle")
     p.add_argument("--max-seconds", type=float, default=900.0, help="hard stop of the whole run")
     args = p.parse_args(argv)
     q = args.quick
@@ -1054,6 +1136,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.alarm(int(args.max_seconds))
 
     busy_before = cpu_busy()
+    waited = 0.0
+    while busy_before > 0.05 and waited < args.wait_quiet:
+        log(f"{busy_before:.0%} of the CPUs busy with other work; waiting for a quiet machine "
+            f"({waited:.0f}/{args.wait_quiet:g}s)")
+        time.sleep(4)
+        waited += 5
+        busy_before = cpu_busy()
     if busy_before > 0.15:
         log(f"WARNING: {busy_before:.0%} of the CPUs were busy before the run; other load lowers every "
             f"number (and not equally for every target)")
@@ -1077,6 +1166,17 @@ def main(argv: list[str] | None = None) -> int:
     result["machine"] = machine_info(args)
     result["machine"]["cpu_busy_before"] = busy_before
     result["machine"]["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
+    disturbed = [
+        f"{stage['size']}/{name}/run {i + 1}: {r['foreign_cpu']:.0%}"
+        for stage in result.get("stages", []) for name, runs in stage.get("push_runs", {}).items()
+        for i, r in enumerate(runs) if (r.get("foreign_cpu") or 0) > FOREIGN_CPU_WARN
+    ] + [f"otlp/run {i + 1}: {r['foreign_cpu']:.0%}" for i, r in enumerate((result.get("otlp") or {}).get("runs", []))
+         if (r.get("foreign_cpu") or 0) > FOREIGN_CPU_WARN]
+    result["disturbed_runs"] = disturbed
+    if disturbed:
+        bench.notes.append(f"other processes used more than {FOREIGN_CPU_WARN:.0%} of the CPUs during "
+                           f"{len(disturbed)} wrk run(s) (size/target/run: share): {', '.join(disturbed)}; "
+                           f"rerun on a quiet machine before trusting those")
     if busy_before > 0.15:
         bench.notes.append(f"{busy_before:.0%} of the CPUs were busy with other work before the run: "
                            f"treat these numbers as lower bounds and rerun on a quiet machine")

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ..errors import ConflictError, InputError, LimitError
-from ..model import (BUCKETED, COUNTER, FAMILY_KIND, GAUGEHISTOGRAM, HISTOGRAM, INFO, SUM_KIND,
-                     SUMMARY, WINDOW_KIND, Family, Labels, Point)
+from ..model import (BUCKETED, COUNTER, FAMILY_KIND, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET,
+                     SUM_KIND, SUMMARY, WINDOW_KIND, Family, Labels, Point)
 from . import merge
 from .windows import Window
 
@@ -72,7 +72,12 @@ class FamilyState:
 
     def sorted_series(self) -> list[Series]:
         if self._sorted is None:
-            self._sorted = [self.series[k] for k in sorted(self.series)]
+            if self.type == STATESET:  # the states of one MetricPoint must stand together
+                state = self.name
+                order = sorted(self.series, key=lambda k: (tuple(p for p in k if p[0] != state), k))
+            else:
+                order = sorted(self.series)
+            self._sorted = [self.series[k] for k in order]
         return self._sorted
 
 
@@ -286,6 +291,10 @@ class Store:
                 if fam.type == COUNTER and point.value < 0:
                     raise InputError(f"counter {format_series(fam.name, key)} has the negative value "
                                      f"{point.value}: counters only go up")
+                if (fam.type == INFO or fam.type == STATESET) and point.mode.kind in (SUM_KIND, WINDOW_KIND):
+                    raise InputError(f"clear_mode \"{point.mode.text}\" on {format_series(fam.name, key)}: "
+                                     f"a {fam.type} value is a state (0 or 1), it cannot be added up; "
+                                     "use replace or family")
                 if point.mode.kind == WINDOW_KIND and (fam.type in BUCKETED or fam.type == SUMMARY):
                     raise InputError(f"clear_mode \"{point.mode.text}\" on {format_series(fam.name, key)}: "
                                      f"windowed modes apply to single values, not to a {fam.type}")

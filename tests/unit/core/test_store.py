@@ -4,7 +4,7 @@ import pytest
 from otelgravel.clearmode import parse_clear_mode
 from otelgravel.core.store import Store
 from otelgravel.errors import ConflictError, InputError, LimitError
-from otelgravel.model import (COUNTER, FAMILY, GAUGE, HISTOGRAM, INF, REPLACE, SUM, SUMMARY,
+from otelgravel.model import (COUNTER, FAMILY, GAUGE, HISTOGRAM, INF, INFO, REPLACE, STATESET, SUM, SUMMARY,
                               Family, Point)
 
 G1 = (("job", "fn"),)
@@ -113,6 +113,15 @@ def test_a_refused_push_changes_nothing(second, error, fragment):
     assert snapshot(store) == before
     assert store.groups[G1].push_time == 1
     assert "ok" not in store.families
+
+
+@pytest.mark.parametrize("ftype", [INFO, STATESET])
+@pytest.mark.parametrize("mode", ["sum", "max5m"])
+def test_info_and_stateset_values_are_never_added(ftype, mode):
+    store = Store()
+    with pytest.raises(InputError, match="cannot be added up"):
+        store.apply([Family("x", ftype, points=[Point((("x", "a"),), parse_clear_mode(mode), 1)])], G1, now=1)
+    assert store.series_count == 0
 
 
 def test_a_series_belongs_to_one_group():

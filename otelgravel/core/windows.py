@@ -27,6 +27,7 @@ Design notes:
 from __future__ import annotations
 
 import math
+import operator
 import sys
 from array import array
 from bisect import bisect_right
@@ -225,24 +226,25 @@ class _Mean(Window):
         return (self._s + sum(old[i + 2::3])) / (self._c + sum(old[i + 1::3]))
 
 
-class _Min(Window):
+class _Extreme(Window):
+    """min and max: one number per slice. ``_beats(a, b)`` is ``a < b`` for min, ``a > b`` for max.
+    Each subclass writes its comparison inline in ``observe`` and shares the rest."""
+
     __slots__ = ("_m", "_old")
+    _pick = min           # builtins: class attributes that do not bind to self
+    _beats = operator.lt
 
     def __init__(self, mode: ClearMode):
         Window.__init__(self, mode)
         self._m = _NAN
-        self._old: list = []  # k, min, ...
+        self._old: list = []  # k, min or max, ...
 
-    def observe(self, value: float, now: float) -> None:
-        if now < self._end:
-            m = self._m
-            if value < m or m != m:
-                self._m = value
-            return
+    def _observe_past_end(self, value: float, now: float) -> None:
+        """``observe`` once ``now`` has passed the newest slice's end: start the next slice."""
         k = now // self._w
-        if k <= self._k:
+        if k <= self._k:  # float rounding at a slice edge: stay in the newest slice
             m = self._m
-            if value < m or m != m:
+            if self._beats(value, m) or m != m:
                 self._m = value
             return
         old = self._old
@@ -262,57 +264,39 @@ class _Min(Window):
         i = _first_in(old, lo, 2)
         if i < len(old):
             xs = old[i + 1::2]
-            x = min(xs)
-            if x != x:  # min() returns a leading NaN: skip NaN unless all are
-                x = min((y for y in xs if y == y), default=x)
-            if x < m or m != m:
+            x = self._pick(xs)
+            if x != x:  # min() and max() return a leading NaN: skip NaN unless all are
+                x = self._pick((y for y in xs if y == y), default=x)
+            if self._beats(x, m) or m != m:
                 m = x
         return m
 
 
-class _Max(Window):
-    __slots__ = ("_m", "_old")
+class _Min(_Extreme):
+    __slots__ = ()
 
-    def __init__(self, mode: ClearMode):
-        Window.__init__(self, mode)
-        self._m = _NAN
-        self._old: list = []  # k, max, ...
+    # Inline `<`, not self._beats: a shared observe measured 48 ns against 35 ns per observation.
+    def observe(self, value: float, now: float) -> None:
+        if now < self._end:
+            m = self._m
+            if value < m or m != m:
+                self._m = value
+        else:
+            self._observe_past_end(value, now)
+
+
+class _Max(_Extreme):
+    __slots__ = ()
+    _pick = max
+    _beats = operator.gt
 
     def observe(self, value: float, now: float) -> None:
         if now < self._end:
             m = self._m
             if value > m or m != m:
                 self._m = value
-            return
-        k = now // self._w
-        if k <= self._k:
-            m = self._m
-            if value > m or m != m:
-                self._m = value
-            return
-        old = self._old
-        if self._k != -_INF:
-            old += (self._k, self._m)
-            _evict(old, k - SLICES, 2)
-        self._k = k
-        self._end = (k + 1) * self._w
-        self._m = value
-
-    def read(self, now: float) -> float | None:
-        lo = now // self._w - SLICES
-        if self._k <= lo:
-            return None
-        m = self._m
-        old = self._old
-        i = _first_in(old, lo, 2)
-        if i < len(old):
-            xs = old[i + 1::2]
-            x = max(xs)
-            if x != x:  # max() returns a leading NaN: skip NaN unless all are
-                x = max((y for y in xs if y == y), default=x)
-            if x > m or m != m:
-                m = x
-        return m
+        else:
+            self._observe_past_end(value, now)
 
 
 class _Last(Window):

@@ -23,14 +23,14 @@ import re
 from ..errors import ParseError
 from ..model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INF, INFO, STATESET, SUMMARY,
                      UNKNOWN, Exemplar, Family, Point)
-from ._labels import (FAST_PAIR, FAST_PAIRS, METRIC_NAME, check_unique, found, merge_mode,
-                      parse_label_set, series_labels, series_text, unescape)
-from ._numbers import FLOAT, REAL, overflowed, parse_float, parse_real
+from ._labels import (METRIC_NAME, check_unique, found, merge_mode, parse_label_set,
+                      series_labels, series_text, unescape)
+from ._lines import decode, fast_line, fast_sample
+from ._numbers import REAL, parse_float, parse_real
 
 __all__ = ["parse_openmetrics"]
 
-_FAST = re.compile(rf"({METRIC_NAME})(?:\{{((?:{FAST_PAIR}(?:,{FAST_PAIR})*)?)\}})? ({FLOAT})"
-                   rf"(?: ({REAL}))?")
+_FAST = fast_line(trailing_comma=False, timestamp=REAL)
 _META = re.compile(rf"# (HELP|TYPE|UNIT) ({METRIC_NAME}) (.*)")
 _NAME = re.compile(METRIC_NAME)
 _EOF = "# EOF"
@@ -56,11 +56,7 @@ _SPECIAL = {HISTOGRAM: "le", GAUGEHISTOGRAM: "le", SUMMARY: "quantile"}
 
 
 def parse_openmetrics(body: bytes) -> list[Family]:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ParseError("body is not valid UTF-8", body.count(b"\n", 0, err.start) + 1) from None
-    return _Parser().parse(text)
+    return _Parser().parse(decode(body))
 
 
 class _Family:
@@ -115,22 +111,12 @@ class _Parser:
                 raise ParseError("text after '# EOF'", lines.index(_EOF) + 2)
             raise ParseError("the body must end with '# EOF'", len(lines))
         fast = _FAST.fullmatch
-        findall = FAST_PAIRS.findall
         lineno = 0
         for line in lines[:-1]:
             lineno += 1
             match = fast(line)
             if match is not None:
-                name, block, token, ts_token = match.groups()
-                value = float(token)
-                if (value == INF or value == -INF) and overflowed(token):
-                    raise ParseError(f"invalid value '{token}': out of range", lineno)
-                if block:
-                    pairs = findall(block)
-                    inspect = "__" in block or "clear" in block
-                else:
-                    pairs = []
-                    inspect = False
+                name, pairs, inspect, value, ts_token = fast_sample(match, lineno)
                 ts = None if ts_token is None else float(ts_token)
                 if ts == INF or ts == -INF:
                     raise ParseError(f"invalid timestamp '{ts_token}': out of range", lineno)

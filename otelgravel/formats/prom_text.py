@@ -21,14 +21,14 @@ import re
 
 from ..errors import ParseError
 from ..model import COUNTER, GAUGE, HISTOGRAM, INF, SUMMARY, UNKNOWN, Family, Point
-from ._labels import (FAST_PAIR, FAST_PAIRS, METRIC_NAME, check_unique, found, merge_mode,
-                      parse_label_set, series_labels, series_text, unescape)
-from ._numbers import FLOAT, overflowed, parse_float, parse_int64_timestamp
+from ._labels import (METRIC_NAME, check_unique, found, merge_mode, parse_label_set,
+                      series_labels, series_text, unescape)
+from ._lines import decode, fast_line, fast_sample
+from ._numbers import parse_float, parse_int64_timestamp
 
 __all__ = ["parse_prom_text"]
 
-_FAST = re.compile(rf"({METRIC_NAME})(?:\{{((?:{FAST_PAIR}(?:,{FAST_PAIR})*,?)?)\}})? ({FLOAT})"
-                   r"(?: ([0-9]{1,18}))?")
+_FAST = fast_line(trailing_comma=True, timestamp="[0-9]{1,18}")
 _META = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]+(.*)")
 _NAME = re.compile(METRIC_NAME)
 _BLANKS = re.compile(r"[ \t]*")
@@ -68,11 +68,7 @@ class _Group:
 
 
 def parse_prom_text(body: bytes) -> list[Family]:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ParseError("body is not valid UTF-8", body.count(b"\n", 0, err.start) + 1) from None
-    return _Parser().parse(text)
+    return _Parser().parse(decode(body))
 
 
 # HELP/TYPE lines repeat verbatim across the pushes of every invocation of a function, so their
@@ -111,7 +107,6 @@ class _Parser:
     def parse(self, text: str) -> list[Family]:
         by_sample = self.by_sample
         fast = _FAST.fullmatch
-        findall = FAST_PAIRS.findall
         lineno = 0
         for line in text.split("\n"):
             lineno += 1
@@ -119,16 +114,7 @@ class _Parser:
                 continue
             match = fast(line)
             if match is not None:
-                name, block, token, _ = match.groups()
-                value = float(token)
-                if (value == INF or value == -INF) and overflowed(token):
-                    raise ParseError(f"invalid value '{token}': out of range", lineno)
-                if block:
-                    pairs = findall(block)
-                    inspect = "__" in block or "clear" in block
-                else:
-                    pairs = []
-                    inspect = False
+                name, pairs, inspect, value, _ = fast_sample(match, lineno)
             else:
                 start = _BLANKS.match(line).end()
                 if start == len(line):

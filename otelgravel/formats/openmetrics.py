@@ -400,20 +400,14 @@ def _read_sample(line: str, lineno: int) -> tuple:
     if line[pos:pos + 1] != " ":
         raise ParseError(f"expected a space before the value of '{name}', {found(line, pos)}",
                          lineno)
-    token, pos = _token(line, pos + 1, lineno, "a value")
-    value = parse_float(token)
-    if value is None:
-        raise ParseError(f"invalid value '{token}'", lineno)
+    value, pos = _number(line, pos + 1, lineno, "value", parse_float)
     ts = None
     exemplar = None
     if pos < len(line):
         if not line.startswith(" # ", pos):
-            token, pos = _token(line, pos + 1, lineno, "a timestamp")
-            ts = parse_real(token)
-            if ts is None:
-                if token[0] == "#":
-                    raise ParseError("malformed exemplar: expected ' # {labels} value'", lineno)
-                raise ParseError(f"invalid timestamp '{token}'", lineno)
+            if line.startswith(" #", pos):
+                raise ParseError("malformed exemplar: expected ' # {labels} value'", lineno)
+            ts, pos = _number(line, pos + 1, lineno, "timestamp", parse_real)
         if pos < len(line):
             if not line.startswith(" # ", pos):
                 raise ParseError(f"unexpected text after the timestamp: {line[pos:]!r}", lineno)
@@ -421,13 +415,21 @@ def _read_sample(line: str, lineno: int) -> tuple:
     return name, pairs, True, value, ts, exemplar
 
 
-def _token(line: str, pos: int, lineno: int, what: str) -> tuple[str, int]:
+def _number(line: str, pos: int, lineno: int, what: str, parse) -> tuple[float, int]:
+    """The token from ``pos`` (just after a single space) to the next space or the end, read by
+    ``parse``, and the index after it; ``what`` ("value", "exemplar timestamp"...) words errors."""
     end = line.find(" ", pos)
     if end < 0:
         end = len(line)
     if end == pos:
-        raise ParseError(f"expected {what} after a single space, {found(line, pos)}", lineno)
-    return line[pos:end], end
+        article = "an" if what[0] in "aeiou" else "a"
+        raise ParseError(f"expected {article} {what} after a single space, {found(line, pos)}",
+                         lineno)
+    token = line[pos:end]
+    number = parse(token)
+    if number is None:
+        raise ParseError(f"invalid {what} '{token}'", lineno)
+    return number, end
 
 
 def _exemplar(line: str, pos: int, lineno: int) -> Exemplar:
@@ -442,16 +444,10 @@ def _exemplar(line: str, pos: int, lineno: int) -> Exemplar:
     if line[pos:pos + 1] != " ":
         raise ParseError(f"expected a space before the exemplar value, {found(line, pos)}",
                          lineno)
-    token, pos = _token(line, pos + 1, lineno, "an exemplar value")
-    value = parse_float(token)
-    if value is None:
-        raise ParseError(f"invalid exemplar value '{token}'", lineno)
+    value, pos = _number(line, pos + 1, lineno, "exemplar value", parse_float)
     ts = None
     if pos < len(line):
-        token, pos = _token(line, pos + 1, lineno, "an exemplar timestamp")
-        ts = parse_real(token)
-        if ts is None:
-            raise ParseError(f"invalid exemplar timestamp '{token}'", lineno)
+        ts, pos = _number(line, pos + 1, lineno, "exemplar timestamp", parse_real)
         if pos < len(line):
             raise ParseError(f"unexpected text after the exemplar: {line[pos:]!r}", lineno)
     pairs.sort()

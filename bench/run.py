@@ -865,55 +865,85 @@ def _f(value: float | None, fmt: str = "{:,.1f}") -> str:
 
 
 def markdown(result: dict[str, Any], summary: dict[str, Any]) -> str:
-    out = []
-    out.append("| store | measurement | Pushgateway | otelgravel | otelgravel / Pushgateway |")
-    out.append("|---|---|---:|---:|---:|")
+    """Four small tables (push, scrape, memory, targets); PG = Pushgateway, OG = otelgravel."""
+
+    def r(a: float | None, b: float | None, fmt: str = "{:.2f}") -> str:
+        return _f(a / b, fmt) if a is not None and b else "n/a"
+
+    def groups(s: dict, name: str) -> str:
+        return _f(s["store"].get(name, {}).get("groups"), "{:,}")
+
+    def reached(s: dict) -> str:
+        got = [s["store"].get(n, {}).get("groups") for n in (PG, OG)]
+        shown = [g for g in got if g is not None]
+        if shown and all(g == s["size"] for g in shown):
+            return f"{s['size']:,}"
+        return f"{s['size']:,} (PG {groups(s, PG)}, OG {groups(s, OG)})"
+
+    out = ["Push: PUT of the function push body, wrk, 16 connections, rotating over the store's groups.", "",
+           "| groups | PG req/s | OG req/s | OG / PG | PG p99 ms | OG p99 ms |",
+           "|---:|---:|---:|---:|---:|---:|"]
     for s in result["stages"]:
-        store = s["store"]
-        groups = " / ".join(f"{_f(store.get(n, {}).get('groups'), '{:,}')}" for n in (PG, OG))
-        label = f"{s['size']:,} ({groups})"
         pg, og = s["push"].get(PG, {}), s["push"].get(OG, {})
-        def r(a, b, fmt="{:.1f}x"):
-            return _f(a / b, fmt) if a is not None and b else "n/a"
-        def flag(p):
-            return f" ({p['runs_with_errors']}/{p['runs']} runs had errors)" if p.get("runs_with_errors") else ""
-        out.append(f"| {label} | push req/s (median) | {_f(pg.get('rps'))}{flag(pg)} | {_f(og.get('rps'))}{flag(og)} | "
-                   f"{r(og.get('rps'), pg.get('rps'))} |")
-        out.append(f"| {label} | push p99 ms | {_f(pg.get('p99_ms'), '{:,.2f}')} | {_f(og.get('p99_ms'), '{:,.2f}')} | "
-                   f"{r(og.get('p99_ms'), pg.get('p99_ms'), '{:.3f}')} |")
-        for kind, what in (("unchanged", "store unchanged since the last scrape"),
-                           ("changed", "every group pushed since the last scrape")):
-            for fmt in ("text", "openmetrics"):
-                a = s["scrape"].get(PG, {}).get(f"{fmt}_{kind}", {})
-                b = s["scrape"].get(OG, {}).get(f"{fmt}_{kind}", {})
-                served = a.get("content_type", "").split(";")[0]
-                served = f", Pushgateway answers {served}" if fmt == "openmetrics" and served else ""
-                out.append(f"| {label} | scrape ms, {fmt}, {what}{served} | "
-                           f"{_f(a.get('median_ms'), '{:,.1f}')} | {_f(b.get('median_ms'), '{:,.1f}')} | "
-                           f"{r(b.get('median_ms'), a.get('median_ms'), '{:.2f}')} |")
-        a = s["scrape"].get(PG, {}).get("text_after_pushes_ms")
-        b = s["scrape"].get(OG, {}).get("text_after_pushes_ms")
-        out.append(f"| {label} | scrape ms, text, first after the push runs | {_f(a, '{:,.1f}')} | "
-                   f"{_f(b, '{:,.1f}')} | {r(b, a, '{:.2f}')} |")
-        out.append(f"| {label} | stored series | {_f(store.get(PG, {}).get('series'), '{:,}')} | "
-                   f"{_f(store.get(OG, {}).get('series'), '{:,}')} | |")
-        out.append(f"| {label} | RSS MiB (bytes per series) | "
-                   + " | ".join(
-                       f"{_f((store.get(n, {}).get('rss_kb') or 0) / 1024 if store.get(n) else None, '{:,.1f}')}"
-                       f" ({_f(store.get(n, {}).get('bytes_per_series'), '{:,.0f}')})" for n in (PG, OG))
-                   + f" | {r(store.get(OG, {}).get('bytes_per_series'), store.get(PG, {}).get('bytes_per_series'), '{:.2f}')} |")
-        out.append(f"| {label} | RSS MiB after the push runs (bytes per series) | "
-                   + " | ".join(
-                       f"{_f((store.get(n, {}).get('rss_after_pushes_kb') or 0) / 1024 if store.get(n, {}).get('rss_after_pushes_kb') else None, '{:,.1f}')}"
-                       f" ({_f(store.get(n, {}).get('bytes_per_series_after_pushes'), '{:,.0f}')})" for n in (PG, OG))
-                   + f" | {r(store.get(OG, {}).get('bytes_per_series_after_pushes'), store.get(PG, {}).get('bytes_per_series_after_pushes'), '{:.2f}')} |")
-    out.append(f"| | empty aiohttp handler req/s (median of all runs) | | {_f(summary['empty_rps'])} | |")
+
+        def flag(p: dict) -> str:
+            return f" ({p['runs_with_errors']}/{p['runs']} runs with errors)" if p.get("runs_with_errors") else ""
+        out.append(f"| {reached(s)} | {_f(pg.get('rps'))}{flag(pg)} | {_f(og.get('rps'))}{flag(og)} | "
+                   f"{r(og.get('rps'), pg.get('rps'), '{:,.1f}x')} | {_f(pg.get('p99_ms'), '{:,.1f}')} | "
+                   f"{_f(og.get('p99_ms'), '{:,.1f}')} |")
     otlp = result.get("otlp") or {}
-    out.append(f"| | OTLP ingest, data points/s (p99 ms) | — | {_f(otlp.get('points_per_s'), '{:,.0f}')} "
-               f"({_f(otlp.get('p99_ms'), '{:,.1f}')}) | |")
-    out.append("")
-    out.append("| target | measured | goal | result |")
-    out.append("|---|---:|---:|---|")
+    out += ["", f"Empty aiohttp handler, same load: {_f(summary['empty_rps'])} req/s (median of all its runs). "
+                f"OTLP ingest (otelgravel): {_f(otlp.get('points_per_s'), '{:,.0f}')} data points/s in "
+                f"{_f(otlp.get('points_per_request'), '{:,}')}-point protobuf requests, "
+                f"{otlp.get('connections', 'n/a')} connections, p99 {_f(otlp.get('p99_ms'), '{:,.1f}')} ms.", ""]
+
+    served = ""
+    for s in result["stages"]:
+        ct = s["scrape"].get(PG, {}).get("openmetrics_changed", {}).get("content_type")
+        if ct:
+            served = ct.split(";")[0]
+    out += [f"Scrape: GET /metrics, ms, median. \"unchanged\": nothing pushed since the previous scrape; "
+            f"\"changed\": every group pushed again just before it. Asked for OpenMetrics, the Pushgateway "
+            f"answers {served or 'n/a'}.", "",
+            "| groups | series PG / OG | text unchanged PG / OG | text changed PG / OG | OG / PG | "
+            "OpenMetrics changed PG / OG | OG / PG |",
+            "|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in result["stages"]:
+        sc, st = s["scrape"], s["store"]
+
+        def ms(name: str, key: str) -> float | None:
+            return sc.get(name, {}).get(key, {}).get("median_ms")
+        out.append(
+            f"| {reached(s)} | {_f(st.get(PG, {}).get('series'), '{:,}')} / {_f(st.get(OG, {}).get('series'), '{:,}')} | "
+            f"{_f(ms(PG, 'text_unchanged'))} / {_f(ms(OG, 'text_unchanged'))} | "
+            f"{_f(ms(PG, 'text_changed'))} / {_f(ms(OG, 'text_changed'))} | "
+            f"{r(ms(OG, 'text_changed'), ms(PG, 'text_changed'))} | "
+            f"{_f(ms(PG, 'openmetrics_changed'))} / {_f(ms(OG, 'openmetrics_changed'))} | "
+            f"{r(ms(OG, 'openmetrics_changed'), ms(PG, 'openmetrics_changed'))} |")
+
+    out += ["", "Memory: resident set (VmRSS) over the empty process's, per stored series; after the fill, "
+                "and after the push runs on the same store.", "",
+            "| groups | PG MiB (B/series) | OG MiB (B/series) | OG / PG | after pushes: PG MiB (B/series) | "
+            "OG MiB (B/series) | OG / PG |",
+            "|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in result["stages"]:
+        st = s["store"]
+
+        def mem(name: str, rss: str, per: str) -> str:
+            d = st.get(name, {})
+            if not d.get(rss):
+                return "n/a"
+            return f"{d[rss] / 1024:,.1f} ({_f(d.get(per), '{:,.0f}')})"
+
+        def per(name: str, key: str) -> float | None:
+            return st.get(name, {}).get(key)
+        out.append(f"| {reached(s)} | {mem(PG, 'rss_kb', 'bytes_per_series')} | {mem(OG, 'rss_kb', 'bytes_per_series')} | "
+                   f"{r(per(OG, 'bytes_per_series'), per(PG, 'bytes_per_series'))} | "
+                   f"{mem(PG, 'rss_after_pushes_kb', 'bytes_per_series_after_pushes')} | "
+                   f"{mem(OG, 'rss_after_pushes_kb', 'bytes_per_series_after_pushes')} | "
+                   f"{r(per(OG, 'bytes_per_series_after_pushes'), per(PG, 'bytes_per_series_after_pushes'))} |")
+
+    out += ["", "| target (issue 5) | measured | goal | result |", "|---|---:|---:|---|"]
     for t in summary["targets"]:
         res = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
         bound = t["fmt"].format(t["bound"])

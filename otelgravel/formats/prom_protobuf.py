@@ -133,6 +133,10 @@ class _BadSeries(Exception):
     """Raised inside one series; turned into an _Invalid naming the series."""
 
 
+class _BadLabel(Exception):
+    """Raised by _labels; turned into an _Invalid naming the metric, or a _BadSeries."""
+
+
 def parse_prom_protobuf(body: bytes) -> list[Family]:
     families: list[Family] = []
     seen: dict[str, int] = {}
@@ -204,7 +208,10 @@ def _family(mf) -> Family:
     points = []
     seen: set = set()
     for number, metric in enumerate(mf.metric, 1):
-        labels, mode = _labels(metric.label, reserved, number)
+        try:
+            labels, mode = _labels(metric.label, reserved)
+        except _BadLabel as exc:
+            raise _Invalid(f"metric {number}: {exc}") from None
         if labels in seen:
             raise _Invalid(f"duplicate series {_series(mf.name, labels)}")
         seen.add(labels)
@@ -265,7 +272,9 @@ def _check_label_name(name) -> str | None:
     return None
 
 
-def _labels(pairs, reserved: str | None, number: int):
+def _labels(pairs, reserved: str | None = None, modes=_CLEAR_MODE_LABELS):
+    """The sorted label tuple of a metric's or an exemplar's pairs, and the clear mode that the
+    ``modes`` labels set (an exemplar passes none: there clear_mode is an ordinary label)."""
     mode = None
     out = []
     names = set()
@@ -273,52 +282,38 @@ def _labels(pairs, reserved: str | None, number: int):
         name, value = pair.name, pair.value
         problem = _check_label_name(name)
         if problem is not None:
-            raise _Invalid(f"metric {number}: {problem}")
+            raise _BadLabel(problem)
         if value.__class__ is not str:
-            raise _Invalid(f"metric {number}: label {name!r}: value is not valid UTF-8")
-        if name in _CLEAR_MODE_LABELS:
+            raise _BadLabel(f"label {name!r}: value is not valid UTF-8")
+        if name in modes:
             if "clear_mode" in names:
-                raise _Invalid(f"metric {number}: duplicate label {name!r} (clear_mode and "
-                               "clearmode are the same label)")
+                raise _BadLabel(f"duplicate label {name!r} (clear_mode and clearmode are the same "
+                                "label)")
             names.add("clear_mode")
             try:
                 mode = parse_clear_mode(value)
             except ClearModeError as exc:
-                raise _Invalid(f"metric {number}: {exc}") from None
+                raise _BadLabel(str(exc)) from None
             continue
         if name in names:
-            raise _Invalid(f"metric {number}: duplicate label {name!r}")
+            raise _BadLabel(f"duplicate label {name!r}")
         if name == reserved:
-            raise _Invalid(f"metric {number}: label {name!r} is reserved in this metric type")
+            raise _BadLabel(f"label {name!r} is reserved in this metric type")
         names.add(name)
         out.append((name, value))
     out.sort()
     return tuple(out), mode
 
 
-def _labels_plain(pairs):
-    out = []
-    names = set()
-    for pair in pairs:
-        name, value = pair.name, pair.value
-        problem = _check_label_name(name)
-        if problem is not None:
-            raise _BadSeries(f"exemplar: {problem}")
-        if value.__class__ is not str:
-            raise _BadSeries(f"exemplar: label {name!r}: value is not valid UTF-8")
-        if name in names:
-            raise _BadSeries(f"exemplar: duplicate label {name!r}")
-        names.add(name)
-        out.append((name, value))
-    out.sort()
-    return tuple(out)
-
-
 def _exemplar(ex) -> Exemplar:
     timestamp = None
     if ex.HasField("timestamp"):
         timestamp = ex.timestamp.seconds + ex.timestamp.nanos / 1e9
-    return Exemplar(_labels_plain(ex.label), ex.value, timestamp)
+    try:
+        labels, _ = _labels(ex.label, modes=())
+    except _BadLabel as exc:
+        raise _BadSeries(f"exemplar: {exc}") from None
+    return Exemplar(labels, ex.value, timestamp)
 
 
 def _histogram(point: Point, h) -> None:

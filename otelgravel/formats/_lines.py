@@ -35,7 +35,7 @@ def fast_line(trailing_comma: bool, timestamp: str) -> re.Pattern:
 
 def fast_sample(match: re.Match, lineno: int) -> tuple[str, list, bool, float, str | None]:
     """``(name, pairs, inspect, value, timestamp token)`` of a matched line. ``inspect`` is False
-    when no label name can start with ``__`` or ``clear``, so ``series_labels`` may skip its loop."""
+    when no label name can start with ``__`` or ``clear``: ``series_labels`` may skip its loop."""
     name, block, token, ts = match.groups()
     value = float(token)
     if (value == INF or value == -INF) and overflowed(token):

@@ -155,6 +155,7 @@ def _json_native(value) -> object:
 
 def attribute_value(value) -> str:
     """An OTLP ``AnyValue`` as a label value."""
+    # Not _json_native + overrides: 3 kinds differ, and a string took 325 ns that way, 170 here.
     which = value.WhichOneof("value")
     if which == "string_value":
         return value.string_value

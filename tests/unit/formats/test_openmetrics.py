@@ -1,10 +1,8 @@
 """parse_openmetrics: OpenMetrics 1.0 text → Batch, as strict as the conformance suite."""
 import json
-import random
 from pathlib import Path
 
 import pytest
-from prometheus_client import (CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary)
 from prometheus_client.openmetrics.exposition import generate_latest
 
 from otelgravel.errors import ParseError
@@ -21,19 +19,6 @@ P99_1H = ClearMode("window", "p99_1h", "quantile", 0.99, 3600.0)
 
 def parse(text: str):
     return parse_openmetrics(text.encode())
-
-
-def plain(value):
-    """Families and points as nested tuples, NaN as a string: NaN != NaN would fail ==."""
-    if isinstance(value, float) and value != value:
-        return "NaN"
-    if isinstance(value, (list, tuple)):
-        return tuple(plain(v) for v in value)
-    if isinstance(value, dict):
-        return tuple((plain(k), plain(v)) for k, v in value.items())
-    if isinstance(value, (Family, Point, Exemplar)):
-        return (type(value).__name__,) + tuple(plain(getattr(value, k)) for k in value.__slots__)
-    return value
 
 
 @pytest.mark.skipif(not CASES, reason=f"no OpenMetrics conformance suite at {CONFORMANCE}")
@@ -174,7 +159,7 @@ GOOD = [
 
 
 @pytest.mark.parametrize("body, expected", GOOD)
-def test_parses(body, expected):
+def test_parses(body, expected, plain):
     assert plain(parse(body)) == plain(expected)
 
 
@@ -295,62 +280,39 @@ def test_refuses(body, line, fragment):
 
 # ---- what prometheus_client writes as OpenMetrics ----------------------------------------------
 
-def registry_text(build) -> bytes:
-    registry = CollectorRegistry()
-    build(registry)
-    return generate_latest(registry)
-
-
-def test_prometheus_client_counter():
-    def build(r):
-        c = Counter("requests", "Requests served.", ["method"], registry=r)
-        c.labels("get").inc(3, exemplar={"trace_id": "abc"})
-        Counter("idle", "Never used.", ["x"], registry=r)
-    [requests, idle] = parse_openmetrics(registry_text(build))
+def test_prometheus_client_counter(client_registry):
+    [requests, idle] = parse_openmetrics(generate_latest(client_registry("counter")))
     assert (requests.name, requests.type, requests.help) == ("requests", COUNTER,
                                                              "Requests served.")
-    [point] = requests.points
+    [point, weird] = requests.points
     assert (point.labels, point.value, point.mode) == ((("method", "get"),), 3.0, None)
     assert point.exemplar.labels == (("trace_id", "abc"),) and point.exemplar.value == 3.0
+    assert weird == Point((("method", 'we"ird\\'),), value=1.0)
     assert idle == Family("idle", COUNTER, "Never used.")
 
 
-def test_prometheus_client_gauge_and_enum():
-    def build(r):
-        Gauge("temperature_celsius", "Temperature.", unit="celsius", registry=r).set(-3.5)
-        Enum("state", "State.", states=["up", "down"], registry=r).state("down")
-    assert parse_openmetrics(registry_text(build)) == [
+CLIENT = {  # client_registry(metrics) -> what its OpenMetrics parses to (the counter: above)
+    "gauge and enum": [
         Family("temperature_celsius", GAUGE, "Temperature.", "celsius",
                [Point((), value=-3.5)]),
         Family("state", STATESET, "State.", points=[Point((("state", "up"),), value=0.0),
-                                                    Point((("state", "down"),), value=1.0)])]
-
-
-def test_prometheus_client_histogram():
-    def build(r):
-        h = Histogram("latency_seconds", "Latency.", ["path"], buckets=[0.1, 1], registry=r)
-        h.labels("/").observe(0.5)
-        h.labels("/").observe(5)
-    assert parse_openmetrics(registry_text(build)) == [
+                                                    Point((("state", "down"),), value=1.0)])],
+    "histogram": [
         Family("latency_seconds", HISTOGRAM, "Latency.", points=[Point(
             (("path", "/"),), buckets=[(0.1, 0.0), (1.0, 1.0), (INF, 2.0)], sum=5.5,
-            count=2.0)])]
-
-
-def test_prometheus_client_summary():
-    def build(r):
-        Summary("size_bytes", "Sizes.", registry=r).observe(3)
-    assert parse_openmetrics(registry_text(build)) == [
+            count=2.0)])],
+    "summary": [
         Family("size_bytes", SUMMARY, "Sizes.", points=[Point((), sum=3.0, count=1.0,
-                                                              quantiles=[])])]
-
-
-def test_prometheus_client_info():
-    def build(r):
-        Info("build", "Build.", registry=r).info({"version": "1.2", "commit": "abc"})
-    assert parse_openmetrics(registry_text(build)) == [
+                                                              quantiles=[])])],
+    "info": [
         Family("build", INFO, "Build.", points=[Point((("commit", "abc"), ("version", "1.2")),
-                                                      value=1.0)])]
+                                                      value=1.0)])],
+}
+
+
+@pytest.mark.parametrize("metrics, expected", CLIENT.items(), ids=list(CLIENT))
+def test_prometheus_client(client_registry, metrics, expected):
+    assert parse_openmetrics(generate_latest(client_registry(metrics))) == expected
 
 
 # ---- robustness --------------------------------------------------------------------------------
@@ -361,20 +323,10 @@ SEED = (b'# HELP a A\\n.\n# TYPE a histogram\na_bucket{x="1",le="0.5"} 1 # {t="1
         b'# EOF\n')
 
 
-def test_only_parse_errors_on_mangled_input():
-    rnd = random.Random(7)
+def test_only_parse_errors_on_mangled_input(mangled):
     alphabet = b'{}"\\=, #\n\t_ae1.0+-InfNaN_le_bucket_total'
-    for _ in range(3000):
-        body = bytearray(SEED)
-        cut = rnd.random() < 0.3
-        if cut:
-            body = body[:rnd.randrange(len(body) + 1)]
-        for _ in range(rnd.randrange(4)):
-            if body:
-                body[rnd.randrange(len(body))] = rnd.choice(alphabet)
-        if rnd.random() < 0.1:
-            body = bytearray(rnd.randrange(256) for _ in range(rnd.randrange(40)))
+    for body in mangled(SEED, seed=7, alphabet=alphabet, cut_chance=0.3, noise_chance=0.1):
         try:
-            parse_openmetrics(bytes(body))
+            parse_openmetrics(body)
         except ParseError as err:
             assert isinstance(err.line, int) and err.line >= 1

@@ -1,9 +1,6 @@
 """parse_prom_text: Prometheus text 0.0.4 → Batch, as strict as Prometheus and the Pushgateway."""
-import random
-
 import pytest
-from prometheus_client import (CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary,
-                               generate_latest)
+from prometheus_client import generate_latest
 
 from otelgravel.errors import ParseError
 from otelgravel.formats.prom_text import parse_prom_text
@@ -15,19 +12,6 @@ MEAN_5M = ClearMode("window", "mean5m", "mean", 0.0, 300.0)
 
 def parse(text: str):
     return parse_prom_text(text.encode())
-
-
-def plain(value):
-    """Families and points as nested tuples, NaN as a string: NaN != NaN would fail ==."""
-    if isinstance(value, float) and value != value:
-        return "NaN"
-    if isinstance(value, (list, tuple)):
-        return tuple(plain(v) for v in value)
-    if isinstance(value, dict):
-        return tuple((plain(k), plain(v)) for k, v in value.items())
-    if isinstance(value, (Family, Point)):
-        return (type(value).__name__,) + tuple(plain(getattr(value, k)) for k in value.__slots__)
-    return value
 
 
 GOOD = [
@@ -180,7 +164,7 @@ GOOD = [
 
 
 @pytest.mark.parametrize("body, expected", GOOD)
-def test_parses(body, expected):
+def test_parses(body, expected, plain):
     assert plain(parse(body)) == plain(expected)
 
 
@@ -315,59 +299,31 @@ def test_refuses(body, line, fragment):
 
 # ---- what prometheus_client pushes -------------------------------------------------------------
 
-def registry_text(build) -> bytes:
-    registry = CollectorRegistry()
-    build(registry)
-    return generate_latest(registry)
-
-
-def test_prometheus_client_counter():
-    def build(r):
-        c = Counter("requests", "Requests served.", ["method"], registry=r)
-        c.labels("get").inc(3)
-        c.labels('we"ird\\').inc()
-        Counter("idle", "Never used.", ["x"], registry=r)
-    assert parse_prom_text(registry_text(build)) == [
+CLIENT = {  # client_registry(metrics) -> what its text parses to
+    "counter": [
         Family("requests", COUNTER, "Requests served.", points=[
             Point((("method", "get"),), value=3.0), Point((("method", 'we"ird\\'),), value=1.0)]),
-        Family("idle", COUNTER, "Never used.")]
-
-
-def test_prometheus_client_gauge_and_enum():
-    def build(r):
-        Gauge("temperature_celsius", "Temperature.", registry=r).set(-3.5)
-        Enum("state", "State.", states=["up", "down"], registry=r).state("down")
-    assert parse_prom_text(registry_text(build)) == [
+        Family("idle", COUNTER, "Never used.")],
+    "gauge and enum": [
         Family("temperature_celsius", GAUGE, "Temperature.", points=[Point((), value=-3.5)]),
         Family("state", GAUGE, "State.", points=[Point((("state", "up"),), value=0.0),
-                                                 Point((("state", "down"),), value=1.0)])]
-
-
-def test_prometheus_client_histogram():
-    def build(r):
-        h = Histogram("latency_seconds", "Latency.", ["path"], buckets=[0.1, 1], registry=r)
-        h.labels("/").observe(0.5)
-        h.labels("/").observe(5)
-    assert parse_prom_text(registry_text(build)) == [
+                                                 Point((("state", "down"),), value=1.0)])],
+    "histogram": [
         Family("latency_seconds", HISTOGRAM, "Latency.", points=[Point(
             (("path", "/"),), buckets=[(0.1, 0.0), (1.0, 1.0), (INF, 2.0)], sum=5.5,
-            count=2.0)])]
-
-
-def test_prometheus_client_summary():
-    def build(r):
-        Summary("size_bytes", "Sizes.", registry=r).observe(3)
-    assert parse_prom_text(registry_text(build)) == [
+            count=2.0)])],
+    "summary": [
         Family("size_bytes", SUMMARY, "Sizes.", points=[Point((), sum=3.0, count=1.0,
-                                                              quantiles=[])])]
-
-
-def test_prometheus_client_info():
-    def build(r):
-        Info("build", "Build.", registry=r).info({"version": "1.2", "commit": "abc"})
-    assert parse_prom_text(registry_text(build)) == [
+                                                              quantiles=[])])],
+    "info": [
         Family("build_info", GAUGE, "Build.", points=[Point((("commit", "abc"), ("version", "1.2")),
-                                                            value=1.0)])]
+                                                            value=1.0)])],
+}
+
+
+@pytest.mark.parametrize("metrics, expected", CLIENT.items(), ids=list(CLIENT))
+def test_prometheus_client(client_registry, metrics, expected):
+    assert parse_prom_text(generate_latest(client_registry(metrics))) == expected
 
 
 def test_created_gauge_is_dropped_only_beside_its_family():
@@ -383,17 +339,10 @@ SEED = (b'# HELP a A\\n.\n# TYPE a histogram\na_bucket{x="1",le="0.5"} 1\na_buck
         b'c{clear_mode="mean5m", b="q\\"",} 1\n  # comment\n')
 
 
-def test_only_parse_errors_on_mangled_input():
-    rnd = random.Random(4)
+def test_only_parse_errors_on_mangled_input(mangled):
     alphabet = b'{}"\\=, #\n\t_ae1.0+-InfNaN_le_bucket'
-    for _ in range(3000):
-        body = bytearray(SEED[:rnd.randrange(len(SEED) + 1)])
-        for _ in range(rnd.randrange(4)):
-            if body:
-                body[rnd.randrange(len(body))] = rnd.choice(alphabet)
-        if rnd.random() < 0.2:
-            body = bytearray(rnd.randrange(256) for _ in range(rnd.randrange(40)))
+    for body in mangled(SEED, seed=4, alphabet=alphabet, cut_chance=1.0, noise_chance=0.2):
         try:
-            parse_prom_text(bytes(body))
+            parse_prom_text(body)
         except ParseError as err:
             assert isinstance(err.line, int) and err.line >= 1

@@ -125,6 +125,7 @@ def _first_in(old: list, lo: float, stride: int) -> int:
     return i
 
 
+# Each agg starts slices in its own code: shared hooks measured 335 vs 280 ns per such observe.
 class _Sum(Window):
     __slots__ = ("_s", "_old")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import lru_cache
 
 from aiohttp import web
 
@@ -24,6 +25,11 @@ log = logging.getLogger("otelgravel.pushgateway")
 
 _PARSERS = {"text": parse_prom_text, "openmetrics": parse_openmetrics,
             "protobuf": parse_prom_protobuf}
+
+# A function instance pushes to the same path with the same headers again and again: both are
+# read once per distinct value (errors are not cached; the caches are bounded).
+_grouping_key = lru_cache(maxsize=16384)(parse_grouping_key)
+_parser_for = lru_cache(maxsize=64)(lambda content_type: _PARSERS[push_format(content_type)])
 
 
 class PushgatewayReceiver:
@@ -51,7 +57,7 @@ class PushgatewayReceiver:
     @staticmethod
     def _group(request: web.Request):
         path = request.raw_path.split("?", 1)[0]
-        return parse_grouping_key(path[len("/metrics"):])
+        return _grouping_key(path[len("/metrics"):])
 
     async def push(self, request: web.Request) -> web.Response:
         now = time.time()
@@ -60,7 +66,7 @@ class PushgatewayReceiver:
             group = self._group(request)
             raw = await request.read()
             body = decode_body(raw, request.headers.get("Content-Encoding"), self.max_body)
-            batch = _PARSERS[push_format(request.headers.get("Content-Type"))](body)
+            batch = _parser_for(request.headers.get("Content-Type"))(body)
             self.processor.push(group, batch, now)
         except GravelError as exc:
             self.processor.refused(group, now)

@@ -97,6 +97,13 @@ def _read_meta(line: str, lineno: int) -> tuple:
     return keyword, name, after.rstrip(" \t")
 
 
+# Most sample lines of a function's push repeat verbatim across invocations (``requests_total 1``,
+# bucket lines, build info); a canonical line's name, label pairs and value are read once. What the
+# line means for the push (family, duplicate series) is checked every time.
+_SAMPLES: dict[str, tuple] = {}
+_SAMPLES_SIZE = 16384
+
+
 class _Parser:
     def __init__(self):
         self.families: list[_Family] = []
@@ -112,9 +119,15 @@ class _Parser:
             lineno += 1
             if not line:
                 continue
-            match = fast(line)
-            if match is not None:
+            cached = _SAMPLES.get(line)
+            if cached is not None:
+                name, pairs, inspect, value = cached
+                pairs = list(pairs)
+            elif (match := fast(line)) is not None:
                 name, pairs, inspect, value, _ = fast_sample(match, lineno)
+                if len(_SAMPLES) >= _SAMPLES_SIZE:
+                    _SAMPLES.clear()
+                _SAMPLES[line] = (name, tuple(pairs), inspect, value)
             else:
                 start = _BLANKS.match(line).end()
                 if start == len(line):

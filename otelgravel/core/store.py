@@ -29,6 +29,17 @@ _EXPOSED_SUFFIXES = {
 }
 
 
+# Clear modes a type cannot take: states cannot be added up; windows hold single values.
+_REFUSED_KINDS = {INFO: (SUM_KIND, WINDOW_KIND), STATESET: (SUM_KIND, WINDOW_KIND),
+                  HISTOGRAM: (WINDOW_KIND,), GAUGEHISTOGRAM: (WINDOW_KIND,), SUMMARY: (WINDOW_KIND,)}
+_STATE_REFUSAL = ('clear_mode "{mode}" on {series}: a {type} value is a state (0 or 1), it cannot '
+                  "be added up; use replace or family")
+_WINDOW_REFUSAL = ('clear_mode "{mode}" on {series}: windowed modes apply to single values, '
+                   "not to a {type}")
+_MODE_REFUSALS = {INFO: _STATE_REFUSAL, STATESET: _STATE_REFUSAL, HISTOGRAM: _WINDOW_REFUSAL,
+                  GAUGEHISTOGRAM: _WINDOW_REFUSAL, SUMMARY: _WINDOW_REFUSAL}
+
+
 def exposed_names(name: str, type_: str) -> tuple[str, ...]:
     return (name,) + tuple(name + s for s in _EXPOSED_SUFFIXES.get(type_, ("",)) if s)
 
@@ -273,6 +284,8 @@ class Store:
                             f"which family '{owner}' already exposes")
                     new_owners[exposed] = fam.name
             stored = existing.series if existing is not None else {}
+            refused_kinds = _REFUSED_KINDS.get(fam.type, ())
+            is_counter = fam.type == COUNTER
             keys = []
             seen = set()
             for point in fam.points:
@@ -288,16 +301,12 @@ class Store:
                     raise ConflictError(
                         f"series {format_series(fam.name, key)} is already pushed by group "
                         f"{format_series('', series.group.labels)}; a series belongs to one group")
-                if fam.type == COUNTER and point.value < 0:
+                if point.mode.kind in refused_kinds:
+                    raise InputError(_MODE_REFUSALS[fam.type].format(
+                        mode=point.mode.text, series=format_series(fam.name, key), type=fam.type))
+                if is_counter and point.value < 0:
                     raise InputError(f"counter {format_series(fam.name, key)} has the negative value "
                                      f"{point.value}: counters only go up")
-                if (fam.type == INFO or fam.type == STATESET) and point.mode.kind in (SUM_KIND, WINDOW_KIND):
-                    raise InputError(f"clear_mode \"{point.mode.text}\" on {format_series(fam.name, key)}: "
-                                     f"a {fam.type} value is a state (0 or 1), it cannot be added up; "
-                                     "use replace or family")
-                if point.mode.kind == WINDOW_KIND and (fam.type in BUCKETED or fam.type == SUMMARY):
-                    raise InputError(f"clear_mode \"{point.mode.text}\" on {format_series(fam.name, key)}: "
-                                     f"windowed modes apply to single values, not to a {fam.type}")
                 keys.append(key)
             plan.append((fam, keys))
         if new_series and self.series_count + new_series > self.max_series:

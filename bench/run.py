@@ -60,6 +60,7 @@ EMPTY = "empty"
 LABELS = {PG: "Pushgateway", OG: "otelgravel", EMPTY: "empty aiohttp handler"}
 
 MIN_SERIES_FOR_MEMORY = 1000
+REPUSH_DEADLINE = 20.0  # s, re-pushing every group before a "changed" scrape (6 times per size)
 FOREIGN_CPU_WARN = 0.10  # share of all CPUs used by other processes during a measurement
 
 APT_PACKAGES = ("prometheus-pushgateway", "wrk")
@@ -214,10 +215,11 @@ class Server:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 pass
-        try:  # whatever is left of the group, leader or not
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if self.proc.poll() is None or _pgid_members(pgid):  # whatever is left of our group
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -612,10 +614,13 @@ class Bench:
                         groups = self.og_groups
                         try:
                             info = asyncio.run(fill(server.base, 0, groups, self.push_body,
-                                                    self.args.fill_concurrency, self.args.fill_timeout,
+                                                    self.args.fill_concurrency, REPUSH_DEADLINE,
                                                     self.args.request_timeout))
                             stage.setdefault("repush", {}).setdefault(name, []).append(
                                 {k: info[k] for k in ("pushed_ok", "seconds", "failures")})
+                            if info["pushed_ok"] < groups:
+                                self.note(f"{LABELS[name]}: re-pushed only {info['pushed_ok']} of {groups} "
+                                          f"groups in {REPUSH_DEADLINE:g}s before a 'changed' scrape")
                         except Exception as exc:
                             self.error(f"re-push {name} at {stage['size']}", exc)
                             continue
@@ -1016,10 +1021,12 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
         pass
     mem_kb = _status_kb_meminfo()
 
-    def version(cmd: list[str]) -> str:
+    def version(cmd: list[str], pattern: str) -> str:
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-            return (p.stdout + p.stderr).strip().splitlines()[0]
+            text = (p.stdout + p.stderr).strip()
+            m = re.search(pattern, text)
+            return m.group(1) if m else text.splitlines()[0]
         except Exception as exc:
             return f"? ({exc})"
 
@@ -1037,8 +1044,8 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "cpu": cpu, "cpus": os.cpu_count(), "mem_gib": round(mem_kb / 1024 / 1024, 1),
         "kernel": platform.release(), "python": platform.python_version(),
-        "pushgateway": version([args.pushgateway_bin, "--version"]),
-        "wrk": version(["wrk", "-v"]), "aiohttp": pyver("aiohttp"), "uvloop": pyver("uvloop"),
+        "pushgateway": version([args.pushgateway_bin, "--version"], r"version (\S+)"),
+        "wrk": version(["wrk", "-v"], r"wrk (\S+)"), "aiohttp": pyver("aiohttp"), "uvloop": pyver("uvloop"),
         "otelgravel_commit": commit,
     }
 
@@ -1172,7 +1179,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="before starting, wait up to this many seconds for the CPUs to be idle")
     p.add_argument("--retry-disturbed", type=int, help="wrk runs that other processes disturbed are redone, "
                    "at most this many times in the whole run (default 6, quick 3)")
-    p.add_argument("--max-seconds", type=float, default=900.0, help="hard stop of the whole run")
+    p.add_argument("--max-seconds", type=float, default=570.0,
+                   help="hard stop of the measurements (the report is still written); default 570")
     args = p.parse_args(argv)
     q = args.quick
     args.reps = args.reps or (1 if q else 3)
@@ -1185,7 +1193,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class _Deadline(Exception):
+class _Deadline(BaseException):  # not caught by the per-measurement "except Exception"
     pass
 
 
@@ -1206,7 +1214,6 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(args.max_seconds))
 
     busy_before = cpu_busy()
     waited = 0.0
@@ -1219,6 +1226,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy_before > 0.15:
         log(f"WARNING: {busy_before:.0%} of the CPUs were busy before the run; other load lowers every "
             f"number (and not equally for every target)")
+    signal.alarm(int(args.max_seconds))
     bench = Bench(args, stamp)
     t0 = time.monotonic()
     result: dict[str, Any] = bench.result
@@ -1268,7 +1276,7 @@ def main(argv: list[str] | None = None) -> int:
     m = result["machine"]
     print(f"\n## otelgravel vs Pushgateway — {stamp}{' (quick)' if args.quick else ''}\n")
     print(f"{m['cpus']} x {m['cpu']}, {m['mem_gib']} GiB, Linux {m['kernel']}, Python {m['python']}, "
-          f"aiohttp {m['aiohttp']}, uvloop {m['uvloop']}, {m['pushgateway']}, {m['wrk']}, "
+          f"aiohttp {m['aiohttp']}, uvloop {m['uvloop']}, Pushgateway {m['pushgateway']}, wrk {m['wrk']}, "
           f"otelgravel {m['otelgravel_commit']}. {args.reps} repetition(s) of {args.duration:g}s wrk runs, "
           f"{args.connections} connections; medians. Run took {result['seconds']}s.\n")
     print(markdown(result, summary))

@@ -101,7 +101,7 @@ class Group:
         self.labels = labels
         self.members: dict[str, set[Labels]] = {}
         self.push_time: float | None = None
-        self.failure_time: float | None = None
+        self.failure_time = 0.0  # as the Pushgateway: 0 until a push to the group is refused
         self.label_text: str | None = None
 
     def series_count(self) -> int:
@@ -255,7 +255,7 @@ class Store:
                 dropped += 1
             for key, group in list(self.groups.items()):
                 if not group.members and (group.push_time or 0) <= deadline \
-                        and (group.failure_time or 0) <= deadline:
+                        and group.failure_time <= deadline:
                     del self.groups[key]
                     self._sorted_groups = None
         return dropped

@@ -183,6 +183,7 @@ def test_failure_time_marks_existing_groups_only():
     store.record_failure(G1, now=5)
     assert store.groups == {}
     store.apply([counter("a", 1)], G1, now=6)
+    assert store.groups[G1].failure_time == 0
     store.record_failure(G1, now=7)
     assert (store.groups[G1].push_time, store.groups[G1].failure_time) == (6, 7)
 

@@ -38,6 +38,7 @@ def test_openmetrics_output_parses_strictly_with_every_type():
     families = {f.name: f for f in parse_om(text)}
     assert {n: f.type for n, f in families.items()} == {
         "build": "info", "lat_seconds": "histogram", "misc": "unknown", "push_time_seconds": "gauge",
+        "push_failure_time_seconds": "gauge",
         "queue": "gaugehistogram", "req": "counter", "rpc": "summary", "state": "stateset",
         "temp_celsius": "gauge"}
     samples = by_name(families.values())
@@ -49,6 +50,7 @@ def test_openmetrics_output_parses_strictly_with_every_type():
     assert families["req"].documentation == "Requests.\nAll of them."
     assert samples["build_info"].labels == {"job": "fn", "version": "1.0"}
     assert samples["push_time_seconds"].value == 100
+    assert samples["push_failure_time_seconds"].value == 0  # as the Pushgateway: 0 until a refusal
     assert text.endswith("# EOF\n")
 
 
@@ -70,7 +72,7 @@ def test_families_and_series_are_sorted_and_a_scrape_is_stable():
                      Family("alpha", GAUGE, points=[Point((), REPLACE, 2)])], (("job", job),), 1)
     text = write_text(store, 2)
     names = [line.split("{")[0] for line in text.splitlines() if not line.startswith("#")]
-    assert names == ["alpha"] * 3 + ["push_time_seconds"] * 3 + ["zeta"] * 3
+    assert names == ["alpha"] * 3 + ["push_failure_time_seconds"] * 3 + ["push_time_seconds"] * 3 + ["zeta"] * 3
     jobs = [line.split('"')[1] for line in text.splitlines() if line.startswith("zeta")]
     assert jobs == ["a", "b", "c"]
     assert write_text(store, 2) == text and write_openmetrics(store, 2) == write_openmetrics(store, 2)

@@ -108,14 +108,17 @@ class Group:
         return sum(len(keys) for keys in self.members.values())
 
 
-def _with_group(labels: Labels, group: Labels) -> Labels:
-    """The point's labels with the grouping labels set on top (they win on a clash)."""
+def _with_group(labels: Labels, group: Labels, names: frozenset) -> Labels:
+    """The point's labels with the grouping labels (``names``) set on top; they win on a clash."""
     if not group:
         return labels
     if not labels:
         return group
-    names = {k for k, _ in group}
     return tuple(sorted([p for p in labels if p[0] not in names] + list(group)))
+
+
+def _names(group: Labels) -> frozenset:
+    return frozenset(k for k, _ in group)
 
 
 def _fold(series: Series, point: Point, ftype: str, now: float) -> None:
@@ -196,11 +199,12 @@ class Store:
         """
         new = set()
         for group_labels, batch in pushes:
+            names = _names(group_labels)
             for fam in batch:
                 stored = self.families.get(fam.name)
                 series = stored.series if stored is not None else {}
                 for point in fam.points:
-                    key = _with_group(point.labels, group_labels)
+                    key = _with_group(point.labels, group_labels, names)
                     if key not in series:
                         new.add((fam.name, key))
         if new and self.series_count + len(new) > self.max_series:
@@ -229,7 +233,7 @@ class Store:
         family = self.families.get(name)
         if family is None:
             return
-        series = family.series.get(_with_group(labels, group_labels))
+        series = family.series.get(_with_group(labels, group_labels, _names(group_labels)))
         if series is not None and series.group.labels == group_labels:
             self._drop(family, series)
 
@@ -266,6 +270,7 @@ class Store:
         plan = []
         new_series = 0
         new_owners: dict[str, str] = {}
+        names = _names(group_labels)
         for fam in batch:
             if not fam.points:
                 continue  # metadata alone creates nothing
@@ -289,7 +294,7 @@ class Store:
             keys = []
             seen = set()
             for point in fam.points:
-                key = _with_group(point.labels, group_labels)
+                key = _with_group(point.labels, group_labels, names)
                 if key in seen:
                     raise InputError(f"series {format_series(fam.name, key)} appears twice in "
                                      "the push once the grouping labels are applied")

@@ -102,6 +102,7 @@ def _read_meta(line: str, lineno: int) -> tuple:
 # line means for the push (family, duplicate series) is checked every time.
 _SAMPLES: dict[str, tuple] = {}
 _SAMPLES_SIZE = 16384
+_BOUNDS: dict[str, float] = {}  # le/quantile text -> value: a few hundred distinct bounds in practice
 
 
 class _Parser:
@@ -109,7 +110,6 @@ class _Parser:
         self.families: list[_Family] = []
         self.meta: dict[str, _Family] = {}        # declared or sampled name -> family
         self.by_sample: dict[str, tuple] = {}     # sample name -> (family, role)
-        self.bounds: dict[str, float] = {}        # le/quantile text -> value, as they repeat
 
     def parse(self, text: str) -> list[Family]:
         by_sample = self.by_sample
@@ -118,6 +118,9 @@ class _Parser:
         for line in text.split("\n"):
             lineno += 1
             if not line:
+                continue
+            if line[0] == "#":
+                self._comment(line, lineno)
                 continue
             cached = _SAMPLES.get(line)
             if cached is not None:
@@ -269,13 +272,15 @@ class _Parser:
             if bound_text is None:
                 raise ParseError(f"sample {series_text(name, labels)} of {family.type} "
                                  f"'{family.name}' has no '{special}' label", lineno)
-            bound = self.bounds.get(bound_text)
+            bound = _BOUNDS.get(bound_text)
             if bound is None:
                 bound = parse_float(bound_text)
                 if bound is None or bound != bound:
                     raise ParseError(f"invalid '{special}' value '{bound_text}' (expected a "
                                      "number)", lineno)
-                self.bounds[bound_text] = bound
+                if len(_BOUNDS) >= _SAMPLES_SIZE:
+                    _BOUNDS.clear()
+                _BOUNDS[bound_text] = bound
             if bound in group.bounds:
                 raise ParseError(f"duplicate series {series_text(name, labels)} with "
                                  f"{special}=\"{bound_text}\"", lineno)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ..errors import ConflictError, InputError, LimitError
-from ..model import (BUCKETED, COUNTER, FAMILY_KIND, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET,
+from ..model import (COUNTER, FAMILY_KIND, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET,
                      SUM_KIND, SUMMARY, WINDOW_KIND, Family, Labels, Point)
 from . import merge
 from .windows import Window
@@ -121,29 +121,30 @@ def _names(group: Labels) -> frozenset:
     return frozenset(k for k, _ in group)
 
 
-def _fold(series: Series, point: Point, ftype: str, now: float) -> None:
+# (merge for sum, merge for replace/family) per value shape.
+_SCALAR_MERGES = (merge.add_value, merge.replace_value)
+_MERGES = {HISTOGRAM: (merge.add_buckets, merge.replace_buckets),
+           GAUGEHISTOGRAM: (merge.add_buckets, merge.replace_buckets),
+           SUMMARY: (merge.add_summary, merge.replace_summary)}
+
+
+def _fold(series: Series, point: Point, merges: tuple, now: float) -> None:
     """Merge one incoming point into its stored series by clear mode and value shape."""
     stored = series.point
-    kind = point.mode.kind
-    if kind == WINDOW_KIND:
+    mode = point.mode
+    if mode.kind == WINDOW_KIND:
         window = series.window
-        if window is None or stored.mode != point.mode:
-            series.window = window = Window(point.mode)
-        stored.mode = point.mode
+        if window is None or stored.mode != mode:
+            series.window = window = Window(mode)
+        stored.mode = mode
         window.observe(point.value, now)
         return
     if stored.mode.kind == WINDOW_KIND:  # the series changes from windowed to plain
         series.window = None
         series.point = merge.copy_point(point, stored.labels)
         return
-    stored.mode = point.mode
-    adds = kind == SUM_KIND
-    if ftype in BUCKETED:
-        (merge.add_buckets if adds else merge.replace_buckets)(stored, point)
-    elif ftype == SUMMARY:
-        (merge.add_summary if adds else merge.replace_summary)(stored, point)
-    else:
-        (merge.add_value if adds else merge.replace_value)(stored, point)
+    stored.mode = mode
+    merges[mode.kind != SUM_KIND](stored, point)
 
 
 class Store:
@@ -339,6 +340,7 @@ class Store:
         by_update = self._by_update
         tracks_updates = self.expire_after > 0
         family_snapshot = False
+        merges = _MERGES.get(fam.type, _SCALAR_MERGES)
         for point, key in zip(fam.points, keys):
             series = series_map.get(key)
             if series is None:
@@ -355,7 +357,7 @@ class Store:
                     by_update[series] = None
             else:
                 was_windowed = series.window is not None
-                _fold(series, point, fam.type, now)
+                _fold(series, point, merges, now)
                 series.updated = now
                 series.text = series.om = None
                 if was_windowed and series.window is None:

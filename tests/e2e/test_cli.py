@@ -3,7 +3,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 
 def run_cli(*args, timeout=20):

@@ -256,3 +256,21 @@ def test_protobuf_delimited_push_as_client_golang_sends_it(gateway):
     assert samples[("wait_seconds_count", frozenset({("job", "go")}))] == 4
     assert samples[("wait_seconds_bucket", frozenset({("job", "go"), ("le", "+Inf")}))] == 4
     assert samples[("wait_seconds_bucket", frozenset({("job", "go"), ("le", "0.5")}))] == 2
+
+
+def test_chunked_bodies_and_missing_or_unknown_content_types_are_text(gateway):
+    import http.client
+    host, port = gateway.url[len("http://"):].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    chunks = [b"# TYPE chunked counter\n", b"chunked 2\n", b"untyped_", b"too 1\n"]
+    conn.request("POST", "/metrics/job/fn", body=iter(chunks), encode_chunked=True,
+                 headers={"Transfer-Encoding": "chunked"})
+    assert conn.getresponse().status == 200
+    assert gateway.push("/metrics/job/fn", "unknown_type 3\n", headers={"Content-Type": "application/x-what"})[0] == 200
+    req_no_type = gateway.request("POST", "/metrics/job/fn", b"no_type 4\n", {"Content-Type": ""})
+    assert req_no_type[0] == 200
+    samples = gateway.samples()
+    assert samples[("chunked_total", frozenset({("job", "fn")}))] == 2
+    assert samples[("untyped_too", frozenset({("job", "fn")}))] == 1
+    assert samples[("unknown_type", frozenset({("job", "fn")}))] == 3
+    assert samples[("no_type", frozenset({("job", "fn")}))] == 4

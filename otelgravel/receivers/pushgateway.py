@@ -27,8 +27,9 @@ _PARSERS = {"text": parse_prom_text, "openmetrics": parse_openmetrics,
             "protobuf": parse_prom_protobuf}
 
 # A function instance pushes to the same path with the same headers again and again: both are
-# read once per distinct value (errors are not cached; the caches are bounded).
-_grouping_key = lru_cache(maxsize=16384)(parse_grouping_key)
+# read once per distinct value (errors are not cached; the caches are bounded). The path cache is
+# large because an LRU smaller than the set of pushing groups misses on every round-robin push.
+_grouping_key = lru_cache(maxsize=65536)(parse_grouping_key)
 _parser_for = lru_cache(maxsize=64)(lambda content_type: _PARSERS[push_format(content_type)])
 
 

@@ -30,8 +30,6 @@ STATESET = "stateset"
 GAUGEHISTOGRAM = "gaugehistogram"
 UNKNOWN = "unknown"
 TYPES = frozenset({COUNTER, GAUGE, HISTOGRAM, SUMMARY, INFO, STATESET, GAUGEHISTOGRAM, UNKNOWN})
-# Types whose points carry buckets rather than a single value.
-BUCKETED = frozenset({HISTOGRAM, GAUGEHISTOGRAM})
 
 INF = float("inf")
 

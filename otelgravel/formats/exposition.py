@@ -96,21 +96,49 @@ def _escape_help_text(h: str) -> str:
     return h.replace("\\", "\\\\").replace("\n", "\\n")
 
 
-def _text_series(name: str, type_: str, labels: str, p: Point) -> str:
+def _bucket_lines(name: str, labels: str, p: Point, exemplars: dict) -> list[str]:
+    return [f"{name}_bucket{_braces(labels, _le(le))} {format_value(c)}{_exemplar(exemplars.get(le))}\n"
+            for le, c in p.buckets]
+
+
+def _quantile_lines(name: str, labels: str, p: Point) -> list[str]:
+    return [f"{name}{_braces(labels, _quantile(q))} {format_value(v)}\n" for q, v in (p.quantiles or ())]
+
+
+def _count_and_sum(lines: list, name: str, braces: str, count: float | None, sum_: float | None,
+                   count_suffix: str, sum_suffix: str) -> None:
+    if count is not None:
+        lines.append(f"{name}{count_suffix}{braces} {format_value(count)}\n")
+    if sum_ is not None:
+        lines.append(f"{name}{sum_suffix}{braces} {format_value(sum_)}\n")
+
+
+def _shaped_lines(name: str, type_: str, labels: str, p: Point, created: float | None) -> list | None:
+    """The lines of a histogram, gaugehistogram or summary (None for the single-value types).
+
+    ``created`` is None for text 0.0.4, which has neither ``_created`` nor exemplars.
+    """
+    braces = _braces(labels)
     if type_ == HISTOGRAM or type_ == GAUGEHISTOGRAM:
-        sum_name, count_name = ("_sum", "_count") if type_ == HISTOGRAM else ("_gsum", "_gcount")
-        lines = [f"{name}_bucket{_braces(labels, _le(le))} {format_value(c)}\n" for le, c in p.buckets]
-        if p.sum is not None:
-            lines.append(f"{name}{sum_name}{_braces(labels)} {format_value(p.sum)}\n")
-        lines.append(f"{name}{count_name}{_braces(labels)} {format_value(_count(p))}\n")
-        return "".join(lines)
-    if type_ == SUMMARY:
-        lines = [f"{name}{_braces(labels, _quantile(q))} {format_value(v)}\n"
-                 for q, v in (p.quantiles or ())]
-        if p.sum is not None:
-            lines.append(f"{name}_sum{_braces(labels)} {format_value(p.sum)}\n")
-        if p.count is not None:
-            lines.append(f"{name}_count{_braces(labels)} {format_value(p.count)}\n")
+        om = created is not None
+        lines = _bucket_lines(name, labels, p, (p.bucket_exemplars or {}) if om else {})
+        if type_ == GAUGEHISTOGRAM:
+            _count_and_sum(lines, name, braces, _count(p), p.sum, "_gcount", "_gsum")
+            return lines  # a gauge histogram has no _created
+        _count_and_sum(lines, name, braces, _count(p), p.sum, "_count", "_sum")
+    elif type_ == SUMMARY:
+        lines = _quantile_lines(name, labels, p)
+        _count_and_sum(lines, name, braces, p.count, p.sum, "_count", "_sum")
+    else:
+        return None
+    if created is not None:
+        lines.append(f"{name}_created{braces} {format_value(created)}\n")
+    return lines
+
+
+def _text_series(name: str, type_: str, labels: str, p: Point) -> str:
+    lines = _shaped_lines(name, type_, labels, p, None)
+    if lines is not None:
         return "".join(lines)
     return f"{_text_name(name, type_)}{_braces(labels)} {format_value(p.value)}\n"
 
@@ -130,28 +158,8 @@ def _om_series(name: str, type_: str, labels: str, p: Point, created: float) -> 
     if type_ == COUNTER:
         return (f"{name}_total{braces} {format_value(p.value)}{_exemplar(p.exemplar)}\n"
                 f"{name}_created{braces} {format_value(created)}\n")
-    if type_ == HISTOGRAM or type_ == GAUGEHISTOGRAM:
-        exemplars = p.bucket_exemplars or {}
-        lines = [f"{name}_bucket{_braces(labels, _le(le))} {format_value(c)}"
-                 f"{_exemplar(exemplars.get(le))}\n" for le, c in p.buckets]
-        if type_ == HISTOGRAM:
-            lines.append(f"{name}_count{braces} {format_value(_count(p))}\n")
-            if p.sum is not None:
-                lines.append(f"{name}_sum{braces} {format_value(p.sum)}\n")
-            lines.append(f"{name}_created{braces} {format_value(created)}\n")
-        else:
-            lines.append(f"{name}_gcount{braces} {format_value(_count(p))}\n")
-            if p.sum is not None:
-                lines.append(f"{name}_gsum{braces} {format_value(p.sum)}\n")
-        return "".join(lines)
-    if type_ == SUMMARY:
-        lines = [f"{name}{_braces(labels, _quantile(q))} {format_value(v)}\n"
-                 for q, v in (p.quantiles or ())]
-        if p.count is not None:
-            lines.append(f"{name}_count{braces} {format_value(p.count)}\n")
-        if p.sum is not None:
-            lines.append(f"{name}_sum{braces} {format_value(p.sum)}\n")
-        lines.append(f"{name}_created{braces} {format_value(created)}\n")
+    lines = _shaped_lines(name, type_, labels, p, created)
+    if lines is not None:
         return "".join(lines)
     if type_ == INFO:
         return f"{name}_info{braces} {format_value(p.value)}\n"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import sys
 import time
@@ -33,6 +34,8 @@ def _quote(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otelgravel", description=__doc__)
+    parser.add_argument("--version", action="version",
+                        version=f"otelgravel {importlib.metadata.version('otelgravel')}")
     parser.add_argument("--config", metavar="FILE", help="YAML config (default: the embedded one)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key, e.g. receivers.pushgateway.admin_api=true")

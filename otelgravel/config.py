@@ -95,7 +95,10 @@ def load_document(path: str | None) -> dict:
 
 
 def apply_sets(doc: dict, sets: list[str]) -> dict:
-    """``--set receivers.pushgateway.admin_api=true`` (or ``::`` as the separator)."""
+    """``--set receivers.pushgateway.admin_api=true`` (or ``::`` as the separator).
+
+    The value is read as YAML (``true``, ``2s``, ``[a, b]``), or taken as text when it is not YAML.
+    """
     doc = copy.deepcopy(doc)
     for item in sets:
         key, sep, raw = item.partition("=")
@@ -104,8 +107,8 @@ def apply_sets(doc: dict, sets: list[str]) -> dict:
         parts = key.split("::") if "::" in key else key.split(".")
         try:
             value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from exc
+        except yaml.YAMLError:
+            value = raw  # not YAML (e.g. "[::1]:4278"): the text as it is
         node = doc
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)

@@ -17,7 +17,9 @@ from .config import Config, Endpoint
 from .core.store import Store
 from .exporters.prometheus import PrometheusExporter
 from .processor import GravelProcessor, Rule
+from .receivers.otlp import otlp_routes
 from .receivers.pushgateway import PushgatewayReceiver
+from .translate.otlp import OtlpTranslator
 
 log = logging.getLogger("otelgravel")
 
@@ -31,7 +33,7 @@ class Service:
         self.store = Store(max_series=config.gravel.max_series,
                            expire_after=config.gravel.expire_after)
         self.processor = GravelProcessor(self.store, [Rule(p, m) for p, m in config.gravel.rules])
-        self.translator = None
+        self.translator: OtlpTranslator | None = None
         self._routes: dict[Endpoint, list] = {}
         self._max_body: dict[Endpoint, int] = {}
         self._by_endpoint: dict[Endpoint, list[str]] = {}  # endpoint -> components served there
@@ -39,7 +41,6 @@ class Service:
         self._ticker: asyncio.Task | None = None
         self._in_flight = 0
         self._idle = asyncio.Event()
-        self.bound: dict[str, str] = {}  # component -> "host:port" actually bound
 
         exporter = PrometheusExporter(self.store)
         self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20)
@@ -49,8 +50,6 @@ class Service:
                                            max_body=pg.max_body_size, wipe=self.wipe)
             self._add("pushgateway", pg.endpoint, receiver.routes(), pg.max_body_size)
         if config.otlp is not None:
-            from .receivers.otlp import otlp_routes
-            from .translate.otlp import OtlpTranslator
             o = config.otlp
             self.translator = OtlpTranslator(keep_instance=o.keep_instance,
                                              source_ttl=o.source_ttl, max_sources=o.max_sources)
@@ -81,10 +80,8 @@ class Service:
             site = web.TCPSite(runner, endpoint.host, endpoint.port, reuse_address=True)
             await site.start()
             self._runners.append(runner)
-            sock = site._server.sockets[0].getsockname()
-            bound = f"{sock[0]}:{sock[1]}"
-            for component in self._by_endpoint[endpoint]:
-                self.bound[component] = bound
+            host, port = runner.addresses[0][:2]  # the real port when the config said 0
+            bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             log.info("listening", extra={"fields": {
                 "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound}})
         self._ticker = asyncio.create_task(self._tick())

@@ -17,6 +17,11 @@ def test_invalid_config_exits_non_zero_naming_the_key():
     assert '(got "-1s")' in result.stderr
 
 
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("otelgravel 0.")
+
+
 def test_missing_config_file_exits_non_zero(tmp_path):
     result = run_cli("--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and "cannot read config" in result.stderr

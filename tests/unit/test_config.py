@@ -24,6 +24,12 @@ def test_configs_default_is_the_embedded_default():
     assert (REPO / "configs" / "default.yaml").read_text() == embedded
 
 
+def test_set_takes_text_that_is_not_yaml_as_it_is():
+    config = load_config(None, ["receivers.pushgateway.endpoint=[::1]:4278"])
+    assert config.pushgateway.endpoint == Endpoint("::1", 4278)
+    assert str(config.pushgateway.endpoint) == "[::1]:4278"
+
+
 def test_set_overrides_with_yaml_values():
     config = load_config(None, ["receivers.pushgateway.admin_api=true",
                                 "processors::gravel::expire_after=2s",

@@ -27,6 +27,7 @@ Design notes:
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 import operator
 import sys
 from array import array
@@ -53,7 +54,7 @@ _exp = math.exp
 _getsizeof = sys.getsizeof
 
 
-class Window:
+class Window(metaclass=ABCMeta):
     """The observations of one windowed series; ``Window(mode)`` builds the agg's own class."""
 
     __slots__ = ("_w", "_k", "_end")
@@ -72,12 +73,13 @@ class Window:
         self._k = -_INF    # index of the newest slice; -inf before the first observation
         self._end = -_INF  # when the newest slice ends: observe's only test on the hot path
 
+    @abstractmethod
     def observe(self, value: float, now: float) -> None:
-        raise NotImplementedError
+        """Count one observation at ``now``."""
 
+    @abstractmethod
     def read(self, now: float) -> float | None:
         """The aggregate over the window at ``now``; None when no observation is in it."""
-        raise NotImplementedError
 
     def expired(self, now: float) -> bool:
         """True when ``read(now)`` would be None."""

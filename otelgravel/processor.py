@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from .core.store import Store
-from .errors import GravelError, InputError, LimitError
+from .errors import ConflictError, GravelError, InputError, LimitError
 from .model import (COUNTER, DEFAULT_MODE, GAUGE, UNKNOWN, WINDOW_KIND, ClearMode, Family,
                     Labels)
 
@@ -31,8 +31,14 @@ class GravelProcessor:
 
     def push(self, group: Labels, batch: list[Family], now: float) -> None:
         """All or nothing: the whole batch is applied, or InputError/LimitError and no change."""
-        self._resolve(batch)
-        self.store.apply(batch, group, now)
+        windowed = self._resolve(batch)
+        try:
+            self.store.apply(batch, group, now)
+        except ConflictError as exc:
+            if not windowed:
+                raise
+            names = ", ".join(f"'{name}'" for name in windowed)
+            raise ConflictError(f"{exc} (a windowed clear_mode makes {names} a gauge)") from exc
 
     def refused(self, group: Labels, now: float) -> None:
         """Record a refused push in the group's push_failure_time_seconds."""
@@ -74,8 +80,10 @@ class GravelProcessor:
                 self._rule_cache[name] = mode
             return mode
 
-    def _resolve(self, batch: list[Family]) -> None:
+    def _resolve(self, batch: list[Family]) -> list[str]:
+        """Fill in every point's mode; return the families made gauges by a windowed mode."""
         rules = self.rules
+        retyped = []
         for family in batch:
             fallback = (self._rule_mode(family.name) if rules else None) or DEFAULT_MODE[family.type]
             windowed = False
@@ -89,3 +97,5 @@ class GravelProcessor:
                 if family.type == COUNTER:
                     family.name += "_total"  # keep the sample name the client pushed
                 family.type = GAUGE
+                retyped.append(family.name)
+        return retyped

@@ -117,6 +117,10 @@ def _with_group(labels: Labels, group: Labels, names: frozenset) -> Labels:
     return tuple(sorted([p for p in labels if p[0] not in names] + list(group)))
 
 
+def _a(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
 def _names(group: Labels) -> frozenset:
     return frozenset(k for k, _ in group)
 
@@ -279,8 +283,8 @@ class Store:
             if existing is not None:
                 if existing.type != fam.type:
                     raise ConflictError(
-                        f"family '{fam.name}' is a {existing.type} in the gateway; "
-                        f"this push sends it as a {fam.type}")
+                        f"family '{fam.name}' is {_a(existing.type)} in the gateway; "
+                        f"this push sends it as {_a(fam.type)}")
             else:
                 for exposed in exposed_names(fam.name, fam.type):
                     owner = self._owners.get(exposed) or new_owners.get(exposed)

@@ -102,3 +102,13 @@ def test_windowed_counters_and_untyped_become_gauges():
     assert store.families["plain"].type == COUNTER
     text = write_openmetrics(store, 2)
     assert 'cold_starts_total{job="fn"} 2\n' in text and "# TYPE cold_starts_total gauge" in text
+
+
+def test_a_conflict_caused_by_a_windowed_mode_says_so():
+    from otelgravel.errors import ConflictError
+    from otelgravel.model import UNKNOWN
+    processor = GravelProcessor(Store())
+    processor.push(G, [Family("y", UNKNOWN, points=[Point((), None, 1.0)])], now=1)
+    with pytest.raises(ConflictError, match=r"family 'y' is an unknown in the gateway; this push "
+                                            r"sends it as a gauge \(a windowed clear_mode makes 'y' a gauge\)"):
+        processor.push(G, [Family("y", UNKNOWN, points=[Point((), parse_clear_mode("p99_5m"), 1.0)])], now=2)

@@ -71,7 +71,8 @@ class GravelProcessor:
     def expire(self, now: float) -> int:
         return self.store.expire(now)
 
-    def _rule_mode(self, name: str) -> ClearMode | None:
+    def rule_mode(self, name: str) -> ClearMode | None:
+        """The clear mode the first matching server rule gives a family name, or None."""
         try:
             return self._rule_cache[name]
         except KeyError:
@@ -85,7 +86,7 @@ class GravelProcessor:
         rules = self.rules
         retyped = []
         for family in batch:
-            fallback = (self._rule_mode(family.name) if rules else None) or DEFAULT_MODE[family.type]
+            fallback = (self.rule_mode(family.name) if rules else None) or DEFAULT_MODE[family.type]
             windowed = False
             for point in family.points:
                 mode = point.mode

@@ -52,7 +52,8 @@ class Service:
         if config.otlp is not None:
             o = config.otlp
             self.translator = OtlpTranslator(keep_instance=o.keep_instance,
-                                             source_ttl=o.source_ttl, max_sources=o.max_sources)
+                                             source_ttl=o.source_ttl, max_sources=o.max_sources,
+                                             rule_for=self.processor.rule_mode)
             self._add("otlp", o.endpoint,
                       otlp_routes(self.processor, self.translator, max_body=o.max_body_size),
                       o.max_body_size)

@@ -432,13 +432,16 @@ def _fold(existing: Point, point: Point, type_: str) -> bool:
 
 class OtlpTranslator:
     def __init__(self, keep_instance: bool = False, source_ttl: float = 3600.0,
-                 max_sources: int = 100_000, exp_histogram_scale: int = 3):
+                 max_sources: int = 100_000, exp_histogram_scale: int = 3, rule_for=None):
         if not -10 <= exp_histogram_scale <= 20:
             raise ValueError("exp_histogram_scale must be within -10..20")
         self.keep_instance = keep_instance
         self.source_ttl = source_ttl
         self.max_sources = max_sources
         self.exp_histogram_scale = exp_histogram_scale
+        # The server-side rules (family name -> ClearMode or None) decide a gauge's mode when no
+        # clear_mode attribute does; sums and histograms keep the mode their temporality implies.
+        self.rule_for = rule_for or (lambda name: None)
         # Least recently updated first, so expiry and eviction both pop from the front.
         self._sources: OrderedDict = OrderedDict()
         self._corrections: list = []  # evicted non-monotonic sources awaiting expire()
@@ -638,7 +641,7 @@ class OtlpTranslator:
             value = _number(dp)
             if mode is not None and mode.kind == WINDOW_KIND and not math.isfinite(value):
                 raise _Reject(f"value {value} cannot be a windowed observation")
-            point = Point(labels, mode or REPLACE, value)
+            point = Point(labels, mode or self.rule_for(name) or REPLACE, value)
         elif kind == "sum":
             value = _number(dp)
             if not math.isfinite(value):

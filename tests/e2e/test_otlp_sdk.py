@@ -178,6 +178,15 @@ def test_clear_mode_attribute_max5m_over_three_invocations(gateway):
     assert "clear_mode" not in found[0][0]
 
 
+def test_a_server_rule_windows_an_otlp_gauge(gateway_factory):
+    gw = gateway_factory(sets=["processors.gravel.rules=[{metric: '^memory_', clear_mode: mean5m}]"])
+    for value in (100, 300):
+        invoke(gw, "ruled", lambda meter, flush, v=value:
+               meter.create_gauge("memory.used", unit="By").set(v))
+    found = series(gw.samples(openmetrics=True), "memory_used_bytes", job="ruled")
+    assert [v for _, v in found] == [200]
+
+
 def test_keep_instance_makes_one_series_per_invocation(gateway_factory):
     gw = gateway_factory(sets=["receivers.otlp.keep_instance=true"])
     for instance in ("i-1", "i-2"):

@@ -337,6 +337,20 @@ def test_gauges_replace():
     assert len(t) == 0
 
 
+def test_a_server_rule_decides_a_gauges_mode_and_an_attribute_still_wins():
+    from otelgravel.clearmode import parse_clear_mode
+    rules = {"mem_used": parse_clear_mode("mean5m"), "c": parse_clear_mode("replace")}
+    t = OtlpTranslator(rule_for=rules.get)
+    out = t.translate(req(rm(gauge("mem.used", num(3.0)), gauge("other", num(1.0)),
+                             counter("c", num(2), temporality=DELTA),
+                             gauge("mem.used", num(4.0, {"clear_mode": "max1m", "k": "v"})))), now=0)
+    points = {(f.name, p.labels): p.mode.text for _, fams in out.groups for f in fams for p in f.points}
+    assert points[("mem_used", SCOPE)] == "mean5m"
+    assert points[("other", SCOPE)] == "replace"
+    assert points[("c", SCOPE)] == "sum"  # a counter's increments stay sums whatever the rules say
+    assert [m for (n, labels), m in points.items() if n == "mem_used" and labels != SCOPE] == ["max1m"]
+
+
 def test_non_monotonic_cumulative_is_the_sum_of_live_sources_and_expires():
     t = OtlpTranslator(source_ttl=60)
     store = FakeStore()

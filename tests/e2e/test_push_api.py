@@ -100,10 +100,15 @@ def test_push_time_and_failure_time_carry_the_group_labels(gateway):
         samples[("push_time_seconds", frozenset({("job", "fn")}))]
 
 
-def test_health_ready_and_405_on_get_of_a_push_path(gateway):
-    assert gateway.request("GET", "/-/healthy")[0] == 200
+def test_health_ready_405_and_404(gateway):
+    assert gateway.request("GET", "/-/healthy")[:2] == (200, b"OK\n")
     assert gateway.request("GET", "/-/ready")[0] == 200
-    assert gateway.request("GET", "/metrics/job/fn")[0] == 405
+    assert gateway.request("HEAD", "/-/ready")[:2] == (200, b"")
+    status, _, headers = gateway.request("GET", "/metrics/job/fn")
+    assert status == 405 and headers["Allow"] == "DELETE,POST,PUT"
+    assert gateway.request("PATCH", "/metrics")[0] == 405
+    assert gateway.request("GET", "/nowhere")[0] == 404
+    assert gateway.request("GET", "/v1/metrics", base=gateway.otlp_url)[0] == 405
 
 
 def test_wipe_is_404_without_admin_api(gateway_factory):

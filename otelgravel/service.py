@@ -38,7 +38,8 @@ class Router:
 
     _TAIL = "{tail:.*}"
 
-    def __init__(self, routes: list[web.RouteDef]):
+    def __init__(self, routes: list[web.RouteDef], in_flight: "InFlight"):
+        self._in_flight = in_flight
         self._exact: dict[str, dict] = {}
         self._prefixes: list[tuple[str, dict]] = []
         for route in routes:
@@ -65,7 +66,33 @@ class Router:
         if handler is None:
             return web.Response(status=405, text="405: Method Not Allowed",
                                 headers={"Allow": ",".join(sorted(table))})
-        return await handler(request)
+        in_flight = self._in_flight
+        in_flight.count += 1
+        try:
+            return await handler(request)
+        finally:
+            in_flight.count -= 1
+            if in_flight.draining and not in_flight.count:
+                in_flight.drained.set()
+
+
+class InFlight:
+    """Requests in their handlers, from their headers on, so that shutdown can wait for them."""
+
+    def __init__(self):
+        self.count = 0
+        self.draining = False
+        self.drained = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait until no request is in flight; False if some still are after ``timeout``."""
+        self.draining = True
+        if self.count:
+            try:
+                await asyncio.wait_for(self.drained.wait(), timeout)
+            except asyncio.TimeoutError:
+                return False
+        return True
 
 
 class Service:
@@ -80,8 +107,7 @@ class Service:
         self._by_endpoint: dict[Endpoint, list[str]] = {}  # endpoint -> components served there
         self._runners: list[web.ServerRunner] = []
         self._ticker: asyncio.Task | None = None
-        self._in_flight = 0
-        self._idle = asyncio.Event()
+        self._in_flight = InFlight()
 
         exporter = PrometheusExporter(self.store)
         self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20)
@@ -119,8 +145,7 @@ class Service:
                 return web.BaseRequest(message, payload, protocol, writer, task, loop,
                                        client_max_size=max_body)
 
-            router = Router([web.RouteDef(r.method, r.path, self._counted(r.handler), r.kwargs)
-                             for r in routes])
+            router = Router(routes, self._in_flight)
             # auto_decompress off: the receivers decode bodies themselves, under the size cap
             server = web.Server(router, request_factory=make_request, access_log=None,
                                 auto_decompress=False)
@@ -151,21 +176,6 @@ class Service:
             if dropped:
                 log.debug("expired", extra={"fields": {"series": dropped}})
 
-    def _counted(self, handler):
-        """Count requests from their headers on, so that stop() can wait for them.
-
-        A plain wrapper rather than an aiohttp middleware: it costs one call per request.
-        """
-        async def counted(request: web.Request) -> web.StreamResponse:
-            self._in_flight += 1
-            try:
-                return await handler(request)
-            finally:
-                self._in_flight -= 1
-                if not self._in_flight:
-                    self._idle.set()
-        return counted
-
     async def stop(self) -> None:
         """Stop listening, let in-flight requests finish (bodies still arriving included), close.
 
@@ -177,17 +187,9 @@ class Service:
         for runner in self._runners:
             for site in list(runner.sites):
                 await site.stop()
-        deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE_SECONDS
-        while self._in_flight:
-            self._idle.clear()
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                log.warning("in-flight requests abandoned", extra={"fields": {"requests": self._in_flight}})
-                break
-            try:
-                await asyncio.wait_for(self._idle.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
+        if not await self._in_flight.wait(SHUTDOWN_GRACE_SECONDS):
+            log.warning("in-flight requests abandoned",
+                        extra={"fields": {"requests": self._in_flight.count}})
         for runner in self._runners:
             await runner.cleanup()
         log.info("stopped", extra={"fields": {"series": self.store.series_count}})

@@ -104,9 +104,6 @@ class Group:
         self.failure_time = 0.0  # as the Pushgateway: 0 until a push to the group is refused
         self.label_text: str | None = None
 
-    def series_count(self) -> int:
-        return sum(len(keys) for keys in self.members.values())
-
 
 def _with_group(labels: Labels, group: Labels, names: frozenset) -> Labels:
     """The point's labels with the grouping labels (``names``) set on top; they win on a clash."""
@@ -164,6 +161,7 @@ class Store:
         self._sorted_groups: list[Group] | None = None
         self._by_update: OrderedDict = OrderedDict()  # series (oldest update first), for expiry
         self._windowed: set[Series] = set()
+        self._empty_groups: set[Group] = set()  # groups with no series: expiry looks only here
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -196,6 +194,10 @@ class Store:
         for fam, keys in plan:
             self._apply_family(fam, keys, group, now)
         group.push_time = now
+        if group.members:
+            self._empty_groups.discard(group)
+        else:
+            self._empty_groups.add(group)  # a push of metadata alone
 
     def check_capacity(self, pushes: list) -> None:
         """Raise LimitError when ``[(group_labels, batch), ...]`` together would pass max_series.
@@ -232,6 +234,7 @@ class Store:
             family = self.families[name]
             for key in list(keys):
                 self._drop(family, family.series[key])
+        self._empty_groups.discard(group)
         return True
 
     def remove_series(self, group_labels: Labels, name: str, labels: Labels) -> None:
@@ -262,11 +265,11 @@ class Store:
                     break
                 self._drop(series.family, series)
                 dropped += 1
-            for key, group in list(self.groups.items()):
-                if not group.members and (group.push_time or 0) <= deadline \
-                        and group.failure_time <= deadline:
-                    del self.groups[key]
-                    self._sorted_groups = None
+            for group in [g for g in self._empty_groups if (g.push_time or 0) <= deadline
+                          and g.failure_time <= deadline]:
+                del self.groups[group.labels]
+                self._empty_groups.discard(group)
+                self._sorted_groups = None
         return dropped
 
     # ---- internals ---------------------------------------------------------------------------
@@ -394,6 +397,8 @@ class Store:
             members.discard(series.key)
             if not members:
                 del series.group.members[family.name]
+                if not series.group.members:
+                    self._empty_groups.add(series.group)
         if not family.series:
             del self.families[family.name]
             for exposed in exposed_names(family.name, family.type):

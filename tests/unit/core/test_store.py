@@ -201,3 +201,15 @@ def test_check_capacity_counts_new_series_across_pushes_once():
     with pytest.raises(LimitError, match="adds 3"):
         store.check_capacity([(G1, [counter("b", 1), counter("c", 1)]), (G2, [counter("b", 1)])])
     assert store.series_count == 1 and store.limit_refusals == 1
+
+
+def test_groups_emptied_by_windows_or_metadata_only_pushes_expire_too():
+    store = Store(expire_after=10)
+    store.apply([Family("w", GAUGE, points=[Point((), parse_clear_mode("mean1s"), 1.0)])], G1, now=0)
+    store.apply([Family("meta_only", COUNTER)], G2, now=0)
+    store.apply([counter("kept", 1)], (("job", "busy"),), now=0)
+    store.expire(now=2)  # the window is empty: its series goes, its group stays until idle
+    assert store.series_count == 1 and G1 in store.groups and G2 in store.groups
+    store.apply([counter("kept", 1)], (("job", "busy"),), now=9)
+    store.expire(now=10.5)
+    assert set(store.groups) == {(("job", "busy"),)} and store.series_count == 1

@@ -9,7 +9,7 @@ import sys
 import time
 
 from .config import load_config
-from .errors import ConfigError
+from .errors import ConfigError, GravelError
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(run(config))
-    except OSError as exc:
+    except (OSError, GravelError) as exc:
         print(f"otelgravel: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

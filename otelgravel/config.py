@@ -56,6 +56,8 @@ class GravelConfig:
     expire_after: float = 0.0
     max_series: int = 1_000_000
     rules: list[tuple[str, ClearMode]] = field(default_factory=list)
+    persistence_file: str = ""
+    persistence_interval: float = 300.0
 
 
 @dataclass
@@ -246,11 +248,20 @@ def build_config(doc: dict) -> Config:
             c.positive_int(node.get("max_sources"), "receivers::otlp::max_sources", 100_000))
 
     node = c.mapping(processors.get("gravel"), "processors::gravel",
-                     ("expire_after", "max_series", "rules"))
+                     ("expire_after", "max_series", "rules", "persistence_file",
+                      "persistence_interval"))
+    persistence_file = node.get("persistence_file") or ""
+    if not isinstance(persistence_file, str):
+        c.fail("processors::gravel::persistence_file", f"must be a file path (got {persistence_file!r})")
+        persistence_file = ""
+    interval = c.duration(node.get("persistence_interval"),
+                          "processors::gravel::persistence_interval", 300.0)
+    if interval <= 0 and persistence_file:
+        c.fail("processors::gravel::persistence_interval", f'must be > 0 (got "{node.get("persistence_interval")}")')
     gravel = GravelConfig(
         c.duration(node.get("expire_after"), "processors::gravel::expire_after", 0.0),
         c.positive_int(node.get("max_series"), "processors::gravel::max_series", 1_000_000),
-        _rules(c, node.get("rules")))
+        _rules(c, node.get("rules")), persistence_file, interval)
 
     node = c.mapping(exporters.get("prometheus"), "exporters::prometheus", ("endpoint",))
     prometheus = PrometheusConfig(

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .config import Config, Endpoint
 from .core.store import Store
+from . import persistence
 from .exporters.prometheus import PrometheusExporter
 from .processor import GravelProcessor, Rule
 from .receivers.otlp import otlp_routes
@@ -107,6 +108,8 @@ class Service:
         self._by_endpoint: dict[Endpoint, list[str]] = {}  # endpoint -> components served there
         self._runners: list[web.ServerRunner] = []
         self._ticker: asyncio.Task | None = None
+        self._saver: asyncio.Task | None = None
+        self._saving: asyncio.Task | None = None
         self._in_flight = InFlight()
 
         exporter = PrometheusExporter(self.store)
@@ -136,6 +139,16 @@ class Service:
         self._by_endpoint.setdefault(endpoint, []).append(component)
 
     async def start(self) -> None:
+        path = self.config.gravel.persistence_file
+        if path:
+            saved = persistence.load(path)  # PersistenceError: the caller exits, naming the file
+            if saved is not None:
+                snapshot, otlp_sources = saved
+                self.store.restore(snapshot)
+                if self.translator is not None and otlp_sources is not None:
+                    self.translator.restore(otlp_sources)
+                log.info("restored", extra={"fields": {"file": path, "series": self.store.series_count}})
+            self._saver = asyncio.create_task(self._save_every(path, self.config.gravel.persistence_interval))
         loop = asyncio.get_running_loop()
         for endpoint, routes in self._routes.items():
             max_body = self._max_body[endpoint]
@@ -176,20 +189,41 @@ class Service:
             if dropped:
                 log.debug("expired", extra={"fields": {"series": dropped}})
 
+    async def _save_every(self, path: str, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            # shielded: stop() cancels this loop, never a save half-way (it waits for it instead)
+            self._saving = asyncio.create_task(self._save(path))
+            await asyncio.shield(self._saving)
+
+    async def _save(self, path: str) -> None:
+        try:
+            count = await persistence.save(
+                self.store, path, self.translator.snapshot() if self.translator is not None else None)
+        except OSError as exc:  # a full disk must not take the gateway down; say so and go on
+            log.error("persisting failed", extra={"fields": {"file": path, "error": exc}})
+            return
+        log.info("persisted", extra={"fields": {"file": path, "series": count}})
+
     async def stop(self) -> None:
         """Stop listening, let in-flight requests finish (bodies still arriving included), close.
 
         aiohttp's own cleanup stops reading from open connections at once, which would drop a
         push whose body is still on its way; so the listeners close first and we wait here.
         """
-        if self._ticker is not None:
-            self._ticker.cancel()
+        for task in (self._ticker, self._saver):
+            if task is not None:
+                task.cancel()
         for runner in self._runners:
             for site in list(runner.sites):
                 await site.stop()
         if not await self._in_flight.wait(SHUTDOWN_GRACE_SECONDS):
             log.warning("in-flight requests abandoned",
                         extra={"fields": {"requests": self._in_flight.count}})
+        if self.config.gravel.persistence_file:
+            if self._saving is not None:
+                await self._saving  # a periodic save still writing: let it finish first
+            await self._save(self.config.gravel.persistence_file)
         for runner in self._runners:
             await runner.cleanup()
         log.info("stopped", extra={"fields": {"series": self.store.series_count}})

@@ -29,6 +29,20 @@ _EXPOSED_SUFFIXES = {
 }
 
 
+SNAPSHOT_VERSION = 1
+
+
+def group_row(g: "Group") -> tuple:
+    return g.labels, g.push_time, g.failure_time
+
+
+def family_row(f: "FamilyState", series_rows: list) -> tuple:
+    return f.name, f.type, f.help, f.unit, series_rows
+
+
+def series_row(s: "Series") -> tuple:
+    return s.key, s.group.labels, s.point, s.window, s.created, s.updated
+
 # Clear modes a type cannot take: states cannot be added up; windows hold single values.
 _REFUSED_KINDS = {INFO: (SUM_KIND, WINDOW_KIND), STATESET: (SUM_KIND, WINDOW_KIND),
                   HISTOGRAM: (WINDOW_KIND,), GAUGEHISTOGRAM: (WINDOW_KIND,), SUMMARY: (WINDOW_KIND,)}
@@ -244,6 +258,44 @@ class Store:
         series = family.series.get(_with_group(labels, group_labels, _names(group_labels)))
         if series is not None and series.group.labels == group_labels:
             self._drop(family, series)
+
+    def snapshot(self) -> dict:
+        """The state as plain data (points and windows are picklable), for persistence."""
+        return {"version": SNAPSHOT_VERSION,
+                "groups": [group_row(g) for g in self.groups.values()],
+                "families": [family_row(f, [series_row(s) for s in f.series.values()])
+                             for f in self.families.values()]}
+
+    def restore(self, data: dict) -> None:
+        """Replace the state with a ``snapshot()``; ValueError when it is not one."""
+        if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"not a snapshot of version {SNAPSHOT_VERSION}")
+        self.wipe()
+        for labels, push_time, failure_time in data["groups"]:
+            group = self.groups[labels] = Group(labels)
+            group.push_time, group.failure_time = push_time, failure_time
+        # A snapshot taken in steps may hold a series whose group came or went in between.
+        restored = []
+        for name, type_, help_, unit, series in data["families"]:
+            family = self.families[name] = FamilyState(name, type_, help_, unit)
+            for exposed in exposed_names(name, type_):
+                self._owners[exposed] = name
+            for key, group_labels, point, window, created, updated in series:
+                group = self.groups.get(group_labels)
+                if group is None:
+                    group = self.groups[group_labels] = Group(group_labels)
+                stored = family.series[key] = Series(family, key, group, point, created)
+                stored.updated = updated
+                stored.window = window
+                group.members.setdefault(name, set()).add(key)
+                if window is not None:
+                    self._windowed.add(stored)
+                    family.windowed += 1
+                restored.append(stored)
+                self.series_count += 1
+        if self.expire_after > 0:  # oldest update first, across families
+            self._by_update.update((s, None) for s in sorted(restored, key=lambda s: s.updated))
+        self._empty_groups.update(g for g in self.groups.values() if not g.members)
 
     def wipe(self) -> None:
         refusals = self.limit_refusals

@@ -449,6 +449,15 @@ class OtlpTranslator:
     def __len__(self) -> int:
         return len(self._sources)
 
+    def snapshot(self) -> tuple:
+        """The per-source memory as plain (picklable) data, kept with the store across restarts."""
+        return list(self._sources.items()), list(self._corrections)
+
+    def restore(self, state: tuple) -> None:
+        sources, corrections = state
+        self._sources = OrderedDict(sources)
+        self._corrections = list(corrections)
+
     def reset(self) -> None:
         """Forget every source (the admin wipe: the store's aggregates are gone too)."""
         self._sources.clear()

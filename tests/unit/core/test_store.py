@@ -213,3 +213,32 @@ def test_groups_emptied_by_windows_or_metadata_only_pushes_expire_too():
     store.apply([counter("kept", 1)], (("job", "busy"),), now=9)
     store.expire(now=10.5)
     assert set(store.groups) == {(("job", "busy"),)} and store.series_count == 1
+
+
+def test_a_snapshot_restores_the_same_scrape_and_behaviour():
+    import pickle
+    from otelgravel.formats.exposition import write_openmetrics
+    store = Store(expire_after=100)
+    store.apply([counter("req", 3, (("route", "/a"),)), gauge("temp", 5),
+                 hist("lat", [(0.1, 1), (INF, 2)], 0.5),
+                 Family("w", GAUGE, points=[Point((), parse_clear_mode("max5m"), 7.0)])], G1, now=10)
+    store.apply([counter("req", 1)], G2, now=20)
+    store.apply([counter("zzz_old", 1)], G2, now=5)  # an older update in a later family
+    store.record_failure(G2, now=21)
+    restored = Store(expire_after=100)
+    restored.restore(pickle.loads(pickle.dumps(store.snapshot())))
+    assert write_openmetrics(restored, now=30) == write_openmetrics(store, now=30)
+    assert restored.series_count == store.series_count == 6
+    restored.apply([counter("req", 1, (("route", "/a"),))], G1, now=40)  # same group: adds
+    assert restored.get("req", (("job", "fn"), ("route", "/a"))).point.value == 4
+    with pytest.raises(ConflictError):
+        restored.apply([gauge("req", 1)], G1, now=41)  # the family's type came back too
+    restored.expire(now=108)  # expire_after 100: the update at 5 is gone, whatever its family
+    assert restored.get("zzz_old", G2) is None and restored.series_count == 5
+    restored.expire(now=125)  # only what was last updated at 40 is left
+    assert [f.name for f in restored.sorted_families()] == ["req"] and restored.series_count == 1
+
+
+def test_restore_refuses_what_is_not_a_snapshot():
+    with pytest.raises(ValueError, match="not a snapshot"):
+        Store().restore({"version": 99})

@@ -11,7 +11,7 @@ import logging
 import signal
 import time
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from .config import Config, Endpoint
 from .core.store import Store
@@ -70,11 +70,22 @@ class Router:
         in_flight = self._in_flight
         in_flight.count += 1
         try:
+            if "Expect" in request.headers:
+                await self._expect(request)
             return await handler(request)
         finally:
             in_flight.count -= 1
             if in_flight.draining and not in_flight.count:
                 in_flight.drained.set()
+
+
+    @staticmethod
+    async def _expect(request: web.BaseRequest) -> None:
+        """Answer ``Expect: 100-continue`` (older curl sends it for bodies over 1 KiB and waits a
+        second for it); aiohttp's Application router does this, its low-level server does not."""
+        if request.version != HttpVersion11 or request.headers["Expect"].lower() != "100-continue":
+            raise web.HTTPExpectationFailed(text=f"unsupported Expect: {request.headers['Expect']}\n")
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
 class InFlight:

@@ -279,3 +279,19 @@ def test_chunked_bodies_and_missing_or_unknown_content_types_are_text(gateway):
     assert samples[("untyped_too", frozenset({("job", "fn")}))] == 1
     assert samples[("unknown_type", frozenset({("job", "fn")}))] == 3
     assert samples[("no_type", frozenset({("job", "fn")}))] == 4
+
+
+def test_expect_100_continue_is_answered_before_the_body(gateway):
+    """curl sends Expect: 100-continue for large bodies and waits for the interim answer."""
+    import socket
+    host, port = gateway.url[len("http://"):].split(":")
+    body = b"# TYPE expected counter\nexpected 1\n"
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /metrics/job/fn HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        assert sock.recv(1000).startswith(b"HTTP/1.1 200 OK")
+    assert gateway.value("expected_total", job="fn") == 1
+    status, body, _ = gateway.request("POST", "/metrics/job/fn", b"x 1\n", {"Expect": "something-else"})
+    assert status == 417 and b"unsupported Expect" in body

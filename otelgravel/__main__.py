@@ -48,10 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogfmtFormatter())
-    root = logging.getLogger("otelgravel")
-    root.addHandler(handler)
-    root.setLevel({"warn": "WARNING"}.get(config.log_level, config.log_level.upper()))
-    root.propagate = False
+    level = {"warn": "WARNING"}.get(config.log_level, config.log_level.upper())
+    for name, floor in (("otelgravel", level), ("aiohttp", "WARNING"), ("asyncio", "WARNING")):
+        logger = logging.getLogger(name)  # aiohttp's and asyncio's errors in the same one-line form
+        logger.addHandler(handler)
+        logger.setLevel(max(logging.getLevelName(level), logging.getLevelName(floor)))
+        logger.propagate = False
 
     from .service import run
     loop_factory = None

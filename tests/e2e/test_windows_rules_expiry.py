@@ -42,7 +42,7 @@ def test_mean3s_decays_then_returns_with_only_the_new_value(gateway):
     pushed = time.monotonic()
     assert gateway.value("m", job="fn") == 5
     assert wait_for(lambda: gateway.value("m", job="fn") is None, timeout=6)
-    assert time.monotonic() - pushed >= 2.9  # at least 59/60 of the window
+    assert time.monotonic() - pushed >= 2.5  # not before most of the window (59/60 of it, less latency)
     assert gateway.push("/metrics/job/fn", 'm{clear_mode="mean3s"} 42\n')[0] == 200
     assert gateway.value("m", job="fn") == 42
 
@@ -64,7 +64,7 @@ def test_expire_after_drops_series_and_group_without_any_scrape(gateway_factory)
     pushed = time.monotonic()
     # no scrape in between: the expiry tick drops the series by itself and logs it
     assert wait_for(lambda: any("msg=expired" in line for line in gw.log), timeout=6)
-    assert time.monotonic() - pushed >= 1.9
+    assert time.monotonic() - pushed >= 1.5  # not before expire_after (2 s, less latency)
     time.sleep(max(0.0, 3.0 - (time.monotonic() - pushed)))  # the "3 seconds later"
     samples = gw.samples()
     assert samples == {}, samples  # neither c_total nor push_time_seconds

@@ -1,0 +1,88 @@
+"""Serving a handful of fixed routes on aiohttp's low-level server, and counting requests in flight.
+
+The service mounts each endpoint's routes (receivers and exporter) on one ``Router``; ``InFlight``
+lets shutdown wait for requests that have started, bodies still arriving included.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import HttpVersion11, web
+
+
+class Router:
+    """Dispatch a request to its route: exact paths first, then ``/prefix{tail:.*}`` routes.
+
+    The gateway has a handful of fixed routes, so it runs them on aiohttp's low-level server rather
+    than an ``Application``, whose router and per-request machinery cost about 6 µs a request
+    (measured with wrk against an empty handler: 44k vs 35k requests/s). 404 for an unknown path,
+    405 with ``Allow`` for a known path and another method; HEAD is served by the GET handler.
+    """
+
+    _TAIL = "{tail:.*}"
+
+    def __init__(self, routes: list[web.RouteDef], in_flight: "InFlight"):
+        self._in_flight = in_flight
+        self._exact: dict[str, dict] = {}
+        self._prefixes: list[tuple[str, dict]] = []
+        for route in routes:
+            if route.path.endswith(self._TAIL):
+                prefix = route.path[:-len(self._TAIL)]
+                table = next((t for p, t in self._prefixes if p == prefix), None)
+                if table is None:
+                    table = {}
+                    self._prefixes.append((prefix, table))
+            else:
+                table = self._exact.setdefault(route.path, {})
+            table[route.method] = route.handler
+            if route.method == "GET":
+                table.setdefault("HEAD", route.handler)
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        table = self._exact.get(path)
+        if table is None:
+            table = next((t for p, t in self._prefixes if path.startswith(p)), None)
+            if table is None:
+                return web.Response(status=404, text="404: Not Found")
+        handler = table.get(request.method)
+        if handler is None:
+            return web.Response(status=405, text="405: Method Not Allowed",
+                                headers={"Allow": ",".join(sorted(table))})
+        in_flight = self._in_flight
+        in_flight.count += 1
+        try:
+            if "Expect" in request.headers:
+                await self._expect(request)
+            return await handler(request)
+        finally:
+            in_flight.count -= 1
+            if in_flight.draining and not in_flight.count:
+                in_flight.drained.set()
+
+    @staticmethod
+    async def _expect(request: web.BaseRequest) -> None:
+        """Answer ``Expect: 100-continue`` (older curl sends it for bodies over 1 KiB and waits a
+        second for it); aiohttp's Application router does this, its low-level server does not."""
+        if request.version != HttpVersion11 or request.headers["Expect"].lower() != "100-continue":
+            raise web.HTTPExpectationFailed(text=f"unsupported Expect: {request.headers['Expect']}\n")
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
+class InFlight:
+    """Requests in their handlers, from their headers on, so that shutdown can wait for them."""
+
+    def __init__(self):
+        self.count = 0
+        self.draining = False
+        self.drained = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait until no request is in flight; False if some still are after ``timeout``."""
+        self.draining = True
+        if self.count:
+            try:
+                await asyncio.wait_for(self.drained.wait(), timeout)
+            except asyncio.TimeoutError:
+                return False
+        return True

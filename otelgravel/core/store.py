@@ -28,21 +28,6 @@ _EXPOSED_SUFFIXES = {
     INFO: ("_info",),
 }
 
-
-SNAPSHOT_VERSION = 1
-
-
-def group_row(g: "Group") -> tuple:
-    return g.labels, g.push_time, g.failure_time
-
-
-def family_row(f: "FamilyState", series_rows: list) -> tuple:
-    return f.name, f.type, f.help, f.unit, series_rows
-
-
-def series_row(s: "Series") -> tuple:
-    return s.key, s.group.labels, s.point, s.window, s.created, s.updated
-
 # Clear modes a type cannot take: states cannot be added up; windows hold single values.
 _REFUSED_KINDS = {INFO: (SUM_KIND, WINDOW_KIND), STATESET: (SUM_KIND, WINDOW_KIND),
                   HISTOGRAM: (WINDOW_KIND,), GAUGEHISTOGRAM: (WINDOW_KIND,), SUMMARY: (WINDOW_KIND,)}
@@ -56,6 +41,22 @@ _MODE_REFUSALS = {INFO: _STATE_REFUSAL, STATESET: _STATE_REFUSAL, HISTOGRAM: _WI
 
 def exposed_names(name: str, type_: str) -> tuple[str, ...]:
     return (name,) + tuple(name + s for s in _EXPOSED_SUFFIXES.get(type_, ("",)) if s)
+
+
+# Snapshots (persistence): plain tuples; points and windows pickle as they are.
+SNAPSHOT_VERSION = 1
+
+
+def group_row(g: "Group") -> tuple:
+    return g.labels, g.push_time, g.failure_time
+
+
+def family_row(f: "FamilyState", series_rows: list) -> tuple:
+    return f.name, f.type, f.help, f.unit, series_rows
+
+
+def series_row(s: "Series") -> tuple:
+    return s.key, s.group.labels, s.point, s.window, s.created, s.updated
 
 
 def format_series(name: str, labels: Labels) -> str:
@@ -228,10 +229,7 @@ class Store:
                     key = _with_group(point.labels, group_labels, names)
                     if key not in series:
                         new.add((fam.name, key))
-        if new and self.series_count + len(new) > self.max_series:
-            self.limit_refusals += 1
-            raise LimitError(f"the gateway holds {self.series_count} series and this export adds "
-                             f"{len(new)}: over the limit max_series={self.max_series}")
+        self._check_limit(len(new), "export")
 
     def record_failure(self, group_labels: Labels, now: float) -> None:
         """A refused push marks an existing group; it never creates one (the store stays unchanged)."""
@@ -326,6 +324,12 @@ class Store:
 
     # ---- internals ---------------------------------------------------------------------------
 
+    def _check_limit(self, new_series: int, what: str) -> None:
+        if new_series and self.series_count + new_series > self.max_series:
+            self.limit_refusals += 1
+            raise LimitError(f"the gateway holds {self.series_count} series and this {what} adds "
+                             f"{new_series}: over the limit max_series={self.max_series}")
+
     def _validate(self, batch: list[Family], group_labels: Labels) -> list:
         plan = []
         new_series = 0
@@ -374,10 +378,7 @@ class Store:
                                      f"{point.value}: counters only go up")
                 keys.append(key)
             plan.append((fam, keys))
-        if new_series and self.series_count + new_series > self.max_series:
-            self.limit_refusals += 1
-            raise LimitError(f"the gateway holds {self.series_count} series and this push adds "
-                             f"{new_series}: over the limit max_series={self.max_series}")
+        self._check_limit(new_series, "push")
         return plan
 
     def _apply_family(self, fam: Family, keys: list, group: Group, now: float) -> None:

@@ -200,8 +200,8 @@ def test_bad_requests_are_refused_whole(gateway, case, content_type, encoding, b
 
 def test_wrong_method_is_405(gateway):
     for method in ("GET", "PUT", "DELETE"):
-        status, _, _ = gateway.request(method, "/v1/metrics", base=gateway.otlp_url)
-        assert status == 405
+        status, body, headers = gateway.request(method, "/v1/metrics", base=gateway.otlp_url)
+        assert status == 405 and headers["Allow"] == "POST" and b"Method Not Allowed" in body
 
 
 def zero_timestamp():

@@ -206,8 +206,8 @@ class Store:
         if group is None:
             group = self.groups[group_labels] = Group(group_labels)
             self._sorted_groups = None
-        for fam, keys in plan:
-            self._apply_family(fam, keys, group, now)
+        for fam, keys, found in plan:
+            self._apply_family(fam, keys, found, group, now)
         group.push_time = now
         if group.members:
             self._empty_groups.discard(group)
@@ -331,12 +331,14 @@ class Store:
                              f"{new_series}: over the limit max_series={self.max_series}")
 
     def _validate(self, batch: list[Family], group_labels: Labels) -> list:
+        """``[(family, keys, stored series or None per point)]``, or the first refusal."""
         plan = []
         new_series = 0
         new_owners: dict[str, str] = {}
-        names = _names(group_labels)
+        names = None
         for fam in batch:
-            if not fam.points:
+            points = fam.points
+            if not points:
                 continue  # metadata alone creates nothing
             existing = self.families.get(fam.name)
             if existing is not None:
@@ -344,6 +346,7 @@ class Store:
                     raise ConflictError(
                         f"family '{fam.name}' is {_a(existing.type)} in the gateway; "
                         f"this push sends it as {_a(fam.type)}")
+                stored = existing.series
             else:
                 for exposed in exposed_names(fam.name, fam.type):
                     owner = self._owners.get(exposed) or new_owners.get(exposed)
@@ -352,17 +355,25 @@ class Store:
                             f"family '{fam.name}' ({fam.type}) would expose '{exposed}', "
                             f"which family '{owner}' already exposes")
                     new_owners[exposed] = fam.name
-            stored = existing.series if existing is not None else {}
+                stored = {}
             refused_kinds = _REFUSED_KINDS.get(fam.type, ())
             is_counter = fam.type == COUNTER
+            seen = set() if len(points) > 1 else None
             keys = []
-            seen = set()
-            for point in fam.points:
-                key = _with_group(point.labels, group_labels, names)
-                if key in seen:
-                    raise InputError(f"series {format_series(fam.name, key)} appears twice in "
-                                     "the push once the grouping labels are applied")
-                seen.add(key)
+            found = []
+            for point in points:
+                key = point.labels
+                if not key:
+                    key = group_labels
+                elif group_labels:
+                    if names is None:
+                        names = _names(group_labels)
+                    key = _with_group(key, group_labels, names)
+                if seen is not None:
+                    if key in seen:
+                        raise InputError(f"series {format_series(fam.name, key)} appears twice "
+                                         "in the push once the grouping labels are applied")
+                    seen.add(key)
                 series = stored.get(key)
                 if series is None:
                     new_series += 1
@@ -370,18 +381,20 @@ class Store:
                     raise ConflictError(
                         f"series {format_series(fam.name, key)} is already pushed by group "
                         f"{format_series('', series.group.labels)}; a series belongs to one group")
-                if point.mode.kind in refused_kinds:
+                if refused_kinds and point.mode.kind in refused_kinds:
                     raise InputError(_MODE_REFUSALS[fam.type].format(
                         mode=point.mode.text, series=format_series(fam.name, key), type=fam.type))
                 if is_counter and point.value < 0:
                     raise InputError(f"counter {format_series(fam.name, key)} has the negative value "
                                      f"{point.value}: counters only go up")
                 keys.append(key)
-            plan.append((fam, keys))
+                found.append(series)
+            plan.append((fam, keys, found))
         self._check_limit(new_series, "push")
         return plan
 
-    def _apply_family(self, fam: Family, keys: list, group: Group, now: float) -> None:
+    def _apply_family(self, fam: Family, keys: list, found: list, group: Group,
+                      now: float) -> None:
         family = self.families.get(fam.name)
         if family is None:
             family = self.families[fam.name] = FamilyState(fam.name, fam.type, fam.help, fam.unit)
@@ -393,45 +406,54 @@ class Store:
                 family.help = fam.help
             if fam.unit:
                 family.unit = fam.unit
-        members = group.members.get(fam.name)
-        if members is None:
-            members = group.members[fam.name] = set()
-        series_map = family.series
-        by_update = self._by_update
-        tracks_updates = self.expire_after > 0
+        members = None
+        by_update = self._by_update if self.expire_after > 0 else None
         family_snapshot = False
         merges = _MERGES.get(fam.type, _SCALAR_MERGES)
-        for point, key in zip(fam.points, keys):
-            series = series_map.get(key)
+        for point, key, series in zip(fam.points, keys, found):
+            mode = point.mode
             if series is None:
+                if members is None:
+                    members = group.members.get(fam.name)
+                    if members is None:
+                        members = group.members[fam.name] = set()
                 stored = merge.copy_point(point, key)
                 series = Series(family, key, group, stored, now)
-                series_map[key] = series
+                family.series[key] = series
                 family._sorted = None
                 members.add(key)
                 self.series_count += 1
-                if point.mode.kind == WINDOW_KIND:
-                    series.window = Window(point.mode)
+                if mode.kind == WINDOW_KIND:
+                    series.window = Window(mode)
                     series.window.observe(point.value, now)
-                if tracks_updates:
+                    self._windowed.add(series)
+                    family.windowed += 1
+                if by_update is not None:
                     by_update[series] = None
             else:
-                was_windowed = series.window is not None
-                _fold(series, point, merges, now)
+                if series.window is None and mode.kind != WINDOW_KIND:  # the common case
+                    stored = series.point
+                    stored.mode = mode
+                    merges[mode.kind != SUM_KIND](stored, point)
+                else:
+                    was_windowed = series.window is not None
+                    _fold(series, point, merges, now)
+                    if was_windowed and series.window is None:
+                        self._windowed.discard(series)
+                        family.windowed -= 1
+                    elif not was_windowed and series.window is not None:
+                        self._windowed.add(series)
+                        family.windowed += 1
                 series.updated = now
                 series.text = series.om = None
-                if was_windowed and series.window is None:
-                    self._windowed.discard(series)
-                    family.windowed -= 1
-                if tracks_updates:
+                if by_update is not None:
                     by_update.move_to_end(series)
-            if series.window is not None and series not in self._windowed:
-                self._windowed.add(series)
-                family.windowed += 1
-            if point.mode.kind == FAMILY_KIND:
+            if mode.kind == FAMILY_KIND:
                 family_snapshot = True
         if family_snapshot:
+            members = group.members[fam.name]
             pushed = set(keys)
+            series_map = family.series
             for key in [k for k in members if k not in pushed]:
                 series = series_map[key]
                 if series.point.mode.kind == FAMILY_KIND:

@@ -12,19 +12,24 @@ The ``x_created`` gauges that ``prometheus_client`` writes beside a counter, his
 ``x`` are dropped: they are that family's created timestamp, not a family of their own, and
 keeping them would clash with ``x``'s ``_created`` in OpenMetrics output.
 
-Speed: a canonical sample line (single spaces, no escapes) is taken apart by one regular
-expression; anything else goes through the careful path that also words the errors.
+Speed: a function pushes the same lines again and again with new values. A body is first cut by
+one regular expression into its *shape* (the text without each line's last token) and those
+tokens; a shape parsed before is not parsed again: its plan (families, series, which token is
+which value) is reused, and only the values are read and checked. A new shape goes through the
+line parser, where a canonical sample line (single spaces, no escapes) is taken apart by one
+regular expression and anything else goes through the careful path that also words the errors.
 """
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 
 from ..errors import ParseError
 from ..model import COUNTER, GAUGE, HISTOGRAM, INF, SUMMARY, UNKNOWN, Family, Point
 from ._labels import (METRIC_NAME, check_unique, found, merge_mode, parse_label_set,
                       series_labels, series_text, unescape)
 from ._lines import decode, fast_line, fast_sample
-from ._numbers import parse_float, parse_int64_timestamp
+from ._numbers import overflowed, parse_float, parse_int64_timestamp
 
 __all__ = ["parse_prom_text"]
 
@@ -33,6 +38,11 @@ _META = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]+(.*)")
 _NAME = re.compile(METRIC_NAME)
 _BLANKS = re.compile(r"[ \t]*")
 _TOKEN = re.compile(r"[^ \t]+")
+_HEAD = itemgetter(0)
+_LAST = itemgetter(2)
+# What float() takes beyond the grammar's FLOAT: other characters (``_``, blanks, non-ASCII
+# digits) and a signed NaN.
+_NOT_FLOAT = re.compile(r"[^0-9A-Za-z.+\- ]|[-+][nN]")
 
 _TYPES = {"counter": COUNTER, "gauge": GAUGE, "histogram": HISTOGRAM, "summary": SUMMARY,
           "untyped": UNKNOWN}
@@ -55,20 +65,115 @@ class _Family:
 
 
 class _Group:
-    """The lines of one histogram or summary series, gathered wherever they appear."""
+    """The lines of one histogram or summary series, gathered wherever they appear (as indexes
+    into the parser's values)."""
     __slots__ = ("labels", "mode", "line", "bounds", "sum", "count")
 
     def __init__(self, labels: tuple, line: int):
         self.labels = labels
         self.mode = None
         self.line = line
-        self.bounds = {}          # le or quantile -> value
+        self.bounds = {}          # le or quantile -> value index
         self.sum = None
         self.count = None
 
 
 def parse_prom_text(body: bytes) -> list[Family]:
-    return _Parser().parse(decode(body))
+    text = decode(body)
+    cut = [line.rpartition(" ") for line in text.split("\n")]
+    shape_key = tuple(map(_HEAD, cut))  # each line without its last token
+    tokens = list(map(_LAST, cut))
+    shape = _SHAPES.get(shape_key)
+    if shape is not None:
+        values = shape.values(tokens)
+        if values is not None:
+            return _build(shape.plan, values)
+    parser = _Parser()
+    parser.parse(text)
+    plan = parser.plan()
+    batch = _build(plan, parser.values)
+    if len(text) <= _SHAPE_MAX_TEXT:
+        _remember(shape_key, _Shape(plan, parser, tokens))
+    return batch
+
+
+# ---- shapes: a parsed body's plan, reused for bodies that differ only in their values ----------
+
+_SHAPES: dict[tuple, "_Shape"] = {}
+_SHAPE_MAX_TEXT = 32 << 10     # bodies above this are parsed line by line every time
+_SHAPES_MAX_CHARS = 16 << 20   # the cache is emptied when its shapes pass this much text
+_shapes_chars = 0
+
+
+def _remember(key: tuple, shape: "_Shape") -> None:
+    global _shapes_chars
+    if key in _SHAPES:
+        _SHAPES[key] = shape
+        return
+    size = sum(map(len, key))
+    if _shapes_chars + size > _SHAPES_MAX_CHARS:
+        _SHAPES.clear()
+        _shapes_chars = 0
+    _SHAPES[key] = shape
+    _shapes_chars += size
+
+
+def _picker(indexes: list):
+    """A function of a list that returns the items at ``indexes`` as a tuple."""
+    if len(indexes) > 1:
+        return itemgetter(*indexes)
+    if indexes:
+        index = indexes[0]
+        return lambda items: (items[index],)
+    return lambda items: ()
+
+
+class _Shape:
+    """Which of a shape's tokens are values, and what the others must be.
+
+    A token is a value when its line is a canonical sample line without a timestamp (the line
+    parser's fast path): any other number there gives the same families and series. Every other
+    token (a word of a HELP line, a type, a timestamp) must come back unchanged.
+    """
+    __slots__ = ("plan", "base", "take_values", "dense", "value_at", "take_fixed", "fixed")
+
+    def __init__(self, plan: list, parser: "_Parser", tokens: list):
+        self.plan = plan
+        self.base = parser.values
+        value_of_line = {line: index for index, line in enumerate(parser.value_lines) if line}
+        value_slots, self.value_at, fixed_slots = [], [], []
+        for slot in range(len(tokens)):
+            index = value_of_line.get(slot + 1)
+            if index is None:
+                fixed_slots.append(slot)
+            else:
+                value_slots.append(slot)
+                self.value_at.append(index)
+        self.take_values = _picker(value_slots)
+        self.dense = self.value_at == list(range(len(self.base)))
+        self.take_fixed = _picker(fixed_slots)
+        self.fixed = self.take_fixed(tokens)
+
+    def values(self, tokens: list) -> list | None:
+        """The values of a body of this shape; None when the line parser must read it."""
+        if self.take_fixed(tokens) != self.fixed:
+            return None
+        texts = self.take_values(tokens)
+        try:
+            read = list(map(float, texts))
+        except ValueError:
+            return None
+        if _NOT_FLOAT.search(" ".join(texts)) is not None:
+            return None
+        if INF in read or -INF in read:
+            if any(overflowed(t) for t, v in zip(texts, read) if v == INF or v == -INF):
+                return None
+        if self.dense:
+            return read
+        values = list(self.base)
+        for index, value in zip(self.value_at, read):
+            values[index] = value
+        return values
 
 
 # HELP/TYPE lines repeat verbatim across the pushes of every invocation of a function, so their
@@ -106,14 +211,20 @@ _BOUNDS: dict[str, float] = {}  # le/quantile text -> value: a few hundred disti
 
 
 class _Parser:
+    """Reads a body line by line into families whose series hold indexes into ``values``."""
+
     def __init__(self):
         self.families: list[_Family] = []
         self.meta: dict[str, _Family] = {}        # declared or sampled name -> family
         self.by_sample: dict[str, tuple] = {}     # sample name -> (family, role)
+        self.values: list[float] = []             # one per sample line
+        self.value_lines: list[int] = []          # its line when read by the fast path, else 0
 
-    def parse(self, text: str) -> list[Family]:
+    def parse(self, text: str) -> None:
         by_sample = self.by_sample
         fast = _FAST.fullmatch
+        values = self.values
+        value_lines = self.value_lines
         lineno = 0
         for line in text.split("\n"):
             lineno += 1
@@ -124,13 +235,14 @@ class _Parser:
                 continue
             cached = _SAMPLES.get(line)
             if cached is not None:
-                name, pairs, inspect, value = cached
+                name, pairs, inspect, value, plain = cached
                 pairs = list(pairs)
             elif (match := fast(line)) is not None:
-                name, pairs, inspect, value, _ = fast_sample(match, lineno)
+                name, pairs, inspect, value, timestamp = fast_sample(match, lineno)
+                plain = timestamp is None
                 if len(_SAMPLES) >= _SAMPLES_SIZE:
                     _SAMPLES.clear()
-                _SAMPLES[line] = (name, tuple(pairs), inspect, value)
+                _SAMPLES[line] = (name, tuple(pairs), inspect, value, plain)
             else:
                 start = _BLANKS.match(line).end()
                 if start == len(line):
@@ -140,6 +252,10 @@ class _Parser:
                     continue
                 name, pairs, value = _read_sample(line, start, lineno)
                 inspect = True
+                plain = False
+            index = len(values)
+            values.append(value)
+            value_lines.append(lineno if plain else 0)
             entry = by_sample.get(name)
             if entry is None:
                 entry = self._untyped(name)
@@ -157,10 +273,9 @@ class _Parser:
                 series = family.series
                 if labels in series:
                     raise ParseError(f"duplicate series {series_text(name, labels)}", lineno)
-                series[labels] = Point(labels, mode, value)
+                series[labels] = (labels, mode, index)
             else:
-                self._grouped(family, role, name, pairs, value, lineno)
-        return self._batch()
+                self._grouped(family, role, name, pairs, index, lineno)
 
     # ---- metadata ------------------------------------------------------------------------------
 
@@ -257,7 +372,7 @@ class _Parser:
 
     # ---- histograms and summaries --------------------------------------------------------------
 
-    def _grouped(self, family: _Family, role: int, name: str, pairs: list, value: float,
+    def _grouped(self, family: _Family, role: int, name: str, pairs: list, index: int,
                  lineno: int) -> None:
         if role == _BARE:
             raise ParseError(f"sample '{name}' is not part of histogram '{family.name}': expected "
@@ -284,62 +399,78 @@ class _Parser:
             if bound in group.bounds:
                 raise ParseError(f"duplicate series {series_text(name, labels)} with "
                                  f"{special}=\"{bound_text}\"", lineno)
-            group.bounds[bound] = value
+            group.bounds[bound] = index
             return
         if bound_text is not None:
             raise ParseError(f"'{name}' must not have a '{special}' label", lineno)
         if role == _SUM:
             if group.sum is not None:
                 raise ParseError(f"duplicate series {series_text(name, labels)}", lineno)
-            group.sum = value
+            group.sum = index
         else:
             if group.count is not None:
                 raise ParseError(f"duplicate series {series_text(name, labels)}", lineno)
-            group.count = value
+            group.count = index
 
-    # ---- the batch -----------------------------------------------------------------------------
+    # ---- the plan -------------------------------------------------------------------------------
 
-    def _batch(self) -> list[Family]:
+    def plan(self) -> list:
+        """What the batch is made of, with value indexes in place of values (``_build``)."""
         created_of = {f.out + "_created" for f in self.families if f.type in _HAS_CREATED}
-        batch = []
+        plan = []
         for family in self.families:
             if family.type is None or (family.name in created_of
                                        and family.type in (GAUGE, UNKNOWN)):
                 continue  # HELP alone, or prometheus_client's x_created
-            if family.type == HISTOGRAM:
-                points = [_histogram(family.name, g) for g in family.series.values()]
-            elif family.type == SUMMARY:
-                points = [Point(g.labels, g.mode, sum=g.sum, count=g.count,
-                                quantiles=sorted(g.bounds.items()))
+            if family.type == HISTOGRAM or family.type == SUMMARY:
+                series = [(g.labels, g.mode, g.line, sorted(g.bounds.items()), g.sum, g.count)
                           for g in family.series.values()]
             else:
-                points = list(family.series.values())
-            batch.append(Family(family.out, family.type, family.help or "", "", points))
-        return batch
+                series = list(family.series.values())
+            plan.append((family.out, family.type, family.help or "", series))
+        return plan
 
 
-def _histogram(name: str, group: _Group) -> Point:
-    buckets = sorted(group.bounds.items())
-    count = group.count
-    where = series_text(name, group.labels)
+def _build(plan: list, values: list) -> list[Family]:
+    """The batch of a plan with these values."""
+    batch = []
+    for name, type_, help_, series in plan:
+        if type_ == HISTOGRAM:
+            points = [_histogram(name, values, *s) for s in series]
+        elif type_ == SUMMARY:
+            points = [Point(labels, mode, sum=None if s is None else values[s],
+                            count=None if c is None else values[c],
+                            quantiles=[(q, values[i]) for q, i in bounds])
+                      for labels, mode, _, bounds, s, c in series]
+        else:
+            points = [Point(labels, mode, values[i]) for labels, mode, i in series]
+        batch.append(Family(name, type_, help_, "", points))
+    return batch
+
+
+def _histogram(name: str, values: list, labels: tuple, mode, line: int, bounds: list,
+               sum_index: int | None, count_index: int | None) -> Point:
+    buckets = [(le, values[i]) for le, i in bounds]
+    count = None if count_index is None else values[count_index]
     if not buckets or buckets[-1][0] != INF:
         if count is None:
-            raise ParseError(f"histogram {where} has neither a +Inf bucket nor a _count",
-                             group.line)
+            raise ParseError(f"histogram {series_text(name, labels)} has neither a +Inf bucket "
+                             "nor a _count", line)
         buckets.append((INF, count))
     previous = 0.0
     for bound, cumulative in buckets:
         if cumulative < previous:
-            raise ParseError(f"histogram {where}: bucket le=\"{bound:g}\" has {cumulative:g}, "
-                             f"less than the {previous:g} of a lower bucket (buckets are "
-                             "cumulative)", group.line)
+            raise ParseError(f"histogram {series_text(name, labels)}: bucket le=\"{bound:g}\" has "
+                             f"{cumulative:g}, less than the {previous:g} of a lower bucket "
+                             "(buckets are cumulative)", line)
         previous = cumulative
     if count is None:
         count = previous
     elif count != previous:
-        raise ParseError(f"histogram {where}: _count {count:g} differs from the +Inf bucket "
-                         f"{previous:g}", group.line)
-    return Point(group.labels, group.mode, buckets=buckets, sum=group.sum, count=count)
+        raise ParseError(f"histogram {series_text(name, labels)}: _count {count:g} differs from "
+                         f"the +Inf bucket {previous:g}", line)
+    return Point(labels, mode, buckets=buckets, sum=None if sum_index is None else values[sum_index],
+                 count=count)
 
 
 def _read_sample(line: str, pos: int, lineno: int) -> tuple[str, list, float]:

@@ -3,6 +3,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from otelgravel.errors import ParseError
+from otelgravel.formats import prom_text
 from otelgravel.formats.prom_text import parse_prom_text
 from otelgravel.model import (COUNTER, FAMILY, GAUGE, HISTOGRAM, INF, SUM, SUMMARY, UNKNOWN,
                               ClearMode, Family, Point)
@@ -346,3 +347,118 @@ def test_only_parse_errors_on_mangled_input(mangled):
             parse_prom_text(body)
         except ParseError as err:
             assert isinstance(err.line, int) and err.line >= 1
+
+
+# ---- shapes: a body that differs from an earlier one only in its values --------------------------
+
+def _forget_shapes():
+    prom_text._SHAPES.clear()
+    prom_text._shapes_chars = 0
+
+
+def _doubled(text: str) -> str:
+    """Every sample line's last token doubled when it is a value (timestamps, ms, are kept)."""
+    lines = []
+    for line in text.split("\n"):
+        head, space, token = line.rpartition(" ")
+        if head and not line.lstrip().startswith("#"):
+            try:
+                number = float(token)
+            except ValueError:
+                number = None
+            if number is not None and not (token.isdigit() and len(token) >= 12):
+                token = repr(number * 2)
+        lines.append(head + space + token)
+    return "\n".join(lines)
+
+
+def _outcome(text: str, plain):
+    try:
+        return plain(parse(text))
+    except ParseError as err:
+        return str(err)
+
+
+@pytest.mark.parametrize("body, expected", GOOD)
+def test_a_known_shape_with_new_values_parses_as_a_new_body(body, expected, plain):
+    changed = _doubled(body)
+    _forget_shapes()
+    first_seen = _outcome(changed, plain)
+    _forget_shapes()
+    parse(body)  # the shape is learnt from the original values
+    assert _outcome(changed, plain) == first_seen
+
+
+FUNCTION_PUSH = (
+    "# HELP calls_total Calls.\n# TYPE calls_total counter\ncalls_total{route=\"/a b\"} 1\n"
+    "# TYPE took_seconds histogram\ntook_seconds_bucket{le=\"0.1\"} 0\n"
+    "took_seconds_bucket{le=\"1\"} 1\ntook_seconds_bucket{le=\"+Inf\"} 1\ntook_seconds_sum 0.25\n"
+    "took_seconds_count 1\n# TYPE size summary\nsize{quantile=\"0.5\"} 3\nsize_sum 3\n"
+    "size_count 1\n# TYPE last_seen gauge\nlast_seen 5 1700000000000\nup{clear_mode=\"replace\"} 1\n")
+
+
+def test_a_known_shape_is_read_without_the_line_parser(monkeypatch):
+    _forget_shapes()
+    parse(FUNCTION_PUSH)
+    monkeypatch.setattr(prom_text, "_Parser", None)  # a line parse would now fail
+    calls, took, size, last_seen, up = parse(_doubled(FUNCTION_PUSH))
+    assert calls.points[0].value == 2.0
+    assert took.points[0].buckets == [(0.1, 0.0), (1.0, 2.0), (INF, 2.0)]
+    assert (took.points[0].sum, took.points[0].count) == (0.5, 2.0)
+    assert size.points[0].quantiles == [(0.5, 6.0)] and size.points[0].sum == 6.0
+    assert last_seen.points[0].value == 5.0  # its line has a timestamp: read once, kept
+    assert up.points[0].value == 2.0 and up.points[0].mode.text == "replace"
+    again = parse(FUNCTION_PUSH)
+    assert again[0].points[0] is not calls.points[0]  # fresh points every time
+
+
+@pytest.mark.parametrize("token, fragment", [
+    ("abc", "invalid value 'abc'"), ("1_0", "invalid value '1_0'"),
+    ("+nan", "invalid value '+nan'"), ("1e999", "out of range"), ("\u0663", "invalid value"),
+    ("0x10", "invalid value '0x10'"),
+])
+def test_a_known_shape_with_a_bad_value_is_refused_as_ever(token, fragment):
+    _forget_shapes()
+    parse(FUNCTION_PUSH)
+    bad = FUNCTION_PUSH.replace("took_seconds_sum 0.25", f"took_seconds_sum {token}")
+    with pytest.raises(ParseError) as caught:
+        parse(bad)
+    assert caught.value.line == 8 and fragment in caught.value.reason
+
+
+def test_a_known_shape_with_blanks_after_a_value_is_read_by_the_line_parser():
+    _forget_shapes()
+    parse(FUNCTION_PUSH)
+    took = parse(FUNCTION_PUSH.replace("took_seconds_sum 0.25", "took_seconds_sum 2\t"))[1]
+    assert took.points[0].sum == 2.0
+
+
+def test_a_known_shape_with_buckets_out_of_order_is_refused():
+    _forget_shapes()
+    parse(FUNCTION_PUSH)
+    with pytest.raises(ParseError, match="line 5: .*less than the 5 of a lower bucket"):
+        parse(FUNCTION_PUSH.replace('le="0.1"} 0', 'le="0.1"} 5'))
+
+
+def test_other_words_at_a_line_end_must_come_back_unchanged():
+    _forget_shapes()
+    first = parse("# HELP a Some words\n# TYPE a gauge\na 1 100\n")
+    second = parse("# HELP a Some text\n# TYPE a gauge\na 1 200\n")
+    assert (first[0].help, second[0].help) == ("Some words", "Some text")
+    with pytest.raises(ParseError, match="line 3: invalid timestamp 'x'"):
+        parse("# HELP a Some text\n# TYPE a gauge\na 1 x\n")
+    with pytest.raises(ParseError, match="line 2: unknown metric type 'gauges'"):
+        parse("# HELP a Some text\n# TYPE a gauges\na 1 200\n")
+
+
+def test_shapes_are_bounded(monkeypatch):
+    _forget_shapes()
+    monkeypatch.setattr(prom_text, "_SHAPES_MAX_CHARS", 200)
+    for i in range(50):
+        parse(f"# TYPE a gauge\na{{i=\"{i}\"}} 1\n")  # 16 characters of shape each
+        assert prom_text._shapes_chars <= 200
+    assert 0 < len(prom_text._SHAPES) <= 12
+    big = "a{x=\"" + "y" * prom_text._SHAPE_MAX_TEXT + "\"} 1\n"
+    _forget_shapes()
+    assert parse(big)[0].points[0].value == 1.0
+    assert not prom_text._SHAPES  # too large to be remembered

@@ -1,6 +1,6 @@
 -- wrk script: PUT the same function push body to a rotating set of existing groups.
 --
---   wrk -t1 -c16 -d8s -s bench/push.lua http://127.0.0.1:PORT -- BODY_FILE GROUPS [CONTENT_TYPE] [METHOD] [PATH_PREFIX]
+--   wrk -t1 -c16 -d8s -s bench/push.lua http://127.0.0.1:PORT -- BODY_FILE GROUPS [CONTENT_TYPE] [METHOD] [PATH_PREFIX] [VARY]
 --
 -- BODY_FILE     the push body (bench/workload.py writes it; both gateways get the same bytes)
 -- GROUPS        N: request i goes to /metrics/job/bench/instance/(i mod N), groups 0..N-1,
@@ -9,6 +9,9 @@
 -- CONTENT_TYPE  default "text/plain; version=0.0.4; charset=utf-8"
 -- METHOD        default PUT
 -- PATH_PREFIX   default /metrics/job/bench/instance/
+-- VARY          a value in the body (e.g. the duration "0.137") that each request replaces with
+--               another one, "0.001" to "0.997", as every invocation of a function measures its
+--               own duration; empty (the default) sends the body unchanged
 --
 -- Why rotate over the existing groups, rather than push to one group or to new groups:
 --  * pushing to existing groups keeps the store at the size being measured for the whole run
@@ -27,7 +30,9 @@ local groups = 1
 local ctype = "text/plain; version=0.0.4; charset=utf-8"
 local method = "PUT"
 local prefix = "/metrics/job/bench/instance/"
+local vary = nil
 local counter = 0
+local sent = 0
 
 local threads = {}
 local next_id = 0
@@ -50,6 +55,7 @@ function init(args)
    if args[3] and args[3] ~= "" then ctype = args[3] end
    if args[4] and args[4] ~= "" then method = args[4] end
    if args[5] and args[5] ~= "" then prefix = args[5] end
+   if args[6] and args[6] ~= "" then vary = args[6]:gsub("%p", "%%%0") end
    -- threads start at different offsets so that they do not push to the same group in lockstep
    if groups > 0 then
       counter = ((id or 0) * 7919) % groups
@@ -63,6 +69,11 @@ function request()
       path = prefix .. counter
       counter = counter + 1
       if counter >= groups then counter = 0 end
+   end
+   if vary then
+      sent = sent + 1
+      local value = string.format("0.%03d", sent % 997 + 1)
+      return wrk.format(method, path, nil, (body:gsub(vary, value)))
    end
    return wrk.format(method, path, nil, body)
 end

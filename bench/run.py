@@ -675,6 +675,9 @@ class Bench:
             pass
 
     def measure_pushes(self, stage: dict, reps: int) -> None:
+        from workload import VARYING_VALUE
+
+        lua_args = [str(self.body_file)]
         order = [PG, OG, EMPTY]
         for rep in range(reps):
             rotated = order[rep % len(order):] + order[:rep % len(order)]
@@ -685,8 +688,8 @@ class Bench:
                 groups = 1 if name == EMPTY else (self.pg_groups if name == PG else self.og_groups)
                 groups = max(1, min(groups, stage["size"]))
                 try:
-                    res = self.wrk(server, name, [str(self.body_file), str(groups)], self.args.connections,
-                                   self.args.wrk_threads)
+                    res = self.wrk(server, name, lua_args + [str(groups), "", "", "", VARYING_VALUE],
+                                   self.args.connections, self.args.wrk_threads)
                 except Exception as exc:
                     self.error(f"wrk {name} at {stage['size']}", exc)
                     continue

@@ -23,6 +23,10 @@ BENCH_JOB = "bench"
 
 _BUCKETS = ("0.05", "0.1", "0.25", "0.5", "+Inf")
 
+# The invocation's duration, in the gauge and the histogram's _sum: bench/push.lua gives each
+# request another value (0.001 to 0.997), as every invocation measures its own.
+VARYING_VALUE = "0.137"
+
 
 def push_body() -> bytes:
     """The function push body: 11 sample lines (2 counters, 1 gauge, 5 buckets + _sum + _count, 1 info gauge)."""
@@ -35,7 +39,7 @@ def push_body() -> bytes:
         "fn_errors_total 0",
         "# HELP fn_last_duration_seconds Duration of the last invocation.",
         "# TYPE fn_last_duration_seconds gauge",
-        "fn_last_duration_seconds 0.137",
+        f"fn_last_duration_seconds {VARYING_VALUE}",
         "# HELP fn_duration_seconds Invocation duration.",
         "# TYPE fn_duration_seconds histogram",
     ]
@@ -44,7 +48,7 @@ def push_body() -> bytes:
         cumulative += count
         lines.append(f'fn_duration_seconds_bucket{{le="{le}"}} {cumulative}')
     lines += [
-        "fn_duration_seconds_sum 0.137",
+        f"fn_duration_seconds_sum {VARYING_VALUE}",
         "fn_duration_seconds_count 1",
         "# HELP fn_build_info Build of the function.",
         "# TYPE fn_build_info gauge",

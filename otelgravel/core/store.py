@@ -206,8 +206,8 @@ class Store:
         if group is None:
             group = self.groups[group_labels] = Group(group_labels)
             self._sorted_groups = None
-        for fam, keys, found in plan:
-            self._apply_family(fam, keys, found, group, now)
+        for fam, family, keys, found in plan:
+            self._apply_family(fam, family, keys, found, group, now)
         group.push_time = now
         if group.members:
             self._empty_groups.discard(group)
@@ -331,7 +331,8 @@ class Store:
                              f"{new_series}: over the limit max_series={self.max_series}")
 
     def _validate(self, batch: list[Family], group_labels: Labels) -> list:
-        """``[(family, keys, stored series or None per point)]``, or the first refusal."""
+        """``[(pushed family, stored family or None, keys, stored series or None per point)]``, or
+        the first refusal."""
         plan = []
         new_series = 0
         new_owners: dict[str, str] = {}
@@ -389,13 +390,12 @@ class Store:
                                      f"{point.value}: counters only go up")
                 keys.append(key)
                 found.append(series)
-            plan.append((fam, keys, found))
+            plan.append((fam, existing, keys, found))
         self._check_limit(new_series, "push")
         return plan
 
-    def _apply_family(self, fam: Family, keys: list, found: list, group: Group,
-                      now: float) -> None:
-        family = self.families.get(fam.name)
+    def _apply_family(self, fam: Family, family: FamilyState | None, keys: list, found: list,
+                      group: Group, now: float) -> None:
         if family is None:
             family = self.families[fam.name] = FamilyState(fam.name, fam.type, fam.help, fam.unit)
             for exposed in exposed_names(fam.name, fam.type):

@@ -34,6 +34,10 @@ _RAW_WBITS = -zlib.MAX_WBITS
 
 
 def decode_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    if not content_encoding:  # most pushes
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body
     codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
     for coding in reversed(codings):
         if coding in ("", "identity"):

@@ -432,18 +432,21 @@ class _Parser:
 
 
 def _build(plan: list, values: list) -> list[Family]:
-    """The batch of a plan with these values."""
+    """The batch of a plan with these values (plain loops: this runs for every push)."""
     batch = []
     for name, type_, help_, series in plan:
+        points = []
         if type_ == HISTOGRAM:
-            points = [_histogram(name, values, *s) for s in series]
+            for spec in series:
+                points.append(_histogram(name, values, *spec))
         elif type_ == SUMMARY:
-            points = [Point(labels, mode, sum=None if s is None else values[s],
-                            count=None if c is None else values[c],
-                            quantiles=[(q, values[i]) for q, i in bounds])
-                      for labels, mode, _, bounds, s, c in series]
+            for labels, mode, _, bounds, s, c in series:
+                points.append(Point(labels, mode, sum=None if s is None else values[s],
+                                    count=None if c is None else values[c],
+                                    quantiles=[(q, values[i]) for q, i in bounds]))
         else:
-            points = [Point(labels, mode, values[i]) for labels, mode, i in series]
+            for labels, mode, i in series:
+                points.append(Point(labels, mode, values[i]))
         batch.append(Family(name, type_, help_, "", points))
     return batch
 

@@ -65,7 +65,11 @@ class PushgatewayReceiver:
         group = ()
         try:
             group = self._group(request)
-            raw = await request.read()
+            content = request.content
+            if content.is_eof():  # all of the body has arrived (most pushes): take it as it is
+                raw = content.read_nowait()
+            else:
+                raw = await request.read()
             body = decode_body(raw, request.headers.get("Content-Encoding"), self.max_body)
             batch = _parser_for(request.headers.get("Content-Type"))(body)
             self.processor.push(group, batch, now)

@@ -130,4 +130,15 @@ class Family:
             getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
 
-Batch = list  # list[Family], family names unique within a batch
+class Batch(list):
+    """A push's families (names unique within it) that knows its *shape*, when its parser does.
+
+    Batches with the same ``shape`` (any object; compared by identity) have the same families,
+    types, series and ``clear_mode`` labels; only their values differ. The store uses it to skip
+    checks it made for the same shape and group before. A plain list is a batch of no known shape.
+    """
+    __slots__ = ("shape",)
+
+    def __init__(self, families=(), shape: object = None):
+        super().__init__(families)
+        self.shape = shape

@@ -4,7 +4,10 @@
 - A series is keyed by family name + sorted labels (the push's grouping labels included) and
   belongs to exactly one group; another group pushing the same series is a conflict.
 - ``apply`` validates the whole batch before it mutates anything, and costs time in proportion
-  to the batch, never to what is stored.
+  to the batch, never to what is stored. A group remembers the series its last push of a known
+  shape (``Batch.shape``) went to; while no series has been removed anywhere since
+  (``generation``), the next push of that shape skips every check that only depends on its
+  structure and looks nothing up. (A series added elsewhere changes nothing it checked.)
 - Time comes in as ``now``; nothing here reads a clock or does I/O.
 - Each series keeps its rendered exposition lines (``text``/``om``) until it changes, so a
   scrape re-renders only what was written since the last one.
@@ -15,7 +18,7 @@ from collections import OrderedDict
 
 from ..errors import ConflictError, InputError, LimitError
 from ..model import (COUNTER, FAMILY_KIND, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET,
-                     SUM_KIND, SUMMARY, WINDOW_KIND, Family, Labels, Point)
+                     SUM_KIND, SUMMARY, WINDOW_KIND, Batch, Family, Labels, Point)
 from . import merge
 from .windows import Window
 
@@ -110,7 +113,7 @@ class FamilyState:
 class Group:
     """A grouping key's bookkeeping: its series per family, and its push times."""
 
-    __slots__ = ("labels", "members", "push_time", "failure_time", "label_text")
+    __slots__ = ("labels", "members", "push_time", "failure_time", "label_text", "memo")
 
     def __init__(self, labels: Labels):
         self.labels = labels
@@ -118,6 +121,8 @@ class Group:
         self.push_time: float | None = None
         self.failure_time = 0.0  # as the Pushgateway: 0 until a push to the group is refused
         self.label_text: str | None = None
+        # (shape, store generation, stored families, their series in push order) of the last push
+        self.memo: tuple | None = None
 
 
 def _with_group(labels: Labels, group: Labels, names: frozenset) -> Labels:
@@ -177,6 +182,7 @@ class Store:
         self._by_update: OrderedDict = OrderedDict()  # series (oldest update first), for expiry
         self._windowed: set[Series] = set()
         self._empty_groups: set[Group] = set()  # groups with no series: expiry looks only here
+        self.generation = 0  # changes whenever a series is removed (Group.memo)
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -201,13 +207,21 @@ class Store:
 
     def apply(self, batch: list[Family], group_labels: Labels, now: float) -> None:
         """Fold a parsed push into the store, all or nothing; raises InputError/LimitError."""
-        plan = self._validate(batch, group_labels)
         group = self.groups.get(group_labels)
+        shape = batch.shape if type(batch) is Batch else None
+        memo = group.memo if group is not None else None
+        known = (shape is not None and memo is not None and memo[0] is shape
+                 and memo[1] == self.generation)
+        plan = self._recheck(batch, memo) if known else self._validate(batch, group_labels)
         if group is None:
             group = self.groups[group_labels] = Group(group_labels)
             self._sorted_groups = None
+        families = []
         for fam, family, keys, found in plan:
-            self._apply_family(fam, family, keys, found, group, now)
+            families.append(self._apply_family(fam, family, keys, found, group, now))
+        if shape is not None and not (known and memo[1] == self.generation):
+            group.memo = (shape, self.generation, tuple(families),
+                          tuple(s for entry in plan for s in entry[3]))
         group.push_time = now
         if group.members:
             self._empty_groups.discard(group)
@@ -296,9 +310,10 @@ class Store:
         self._empty_groups.update(g for g in self.groups.values() if not g.members)
 
     def wipe(self) -> None:
-        refusals = self.limit_refusals
+        refusals, generation = self.limit_refusals, self.generation
         self.__init__(self.max_series, self.expire_after)
         self.limit_refusals = refusals
+        self.generation = generation + 1
 
     def expire(self, now: float) -> int:
         """Drop series not updated for ``expire_after``, empty windows, and idle empty groups."""
@@ -394,8 +409,27 @@ class Store:
         self._check_limit(new_series, "push")
         return plan
 
-    def _apply_family(self, fam: Family, family: FamilyState | None, keys: list, found: list,
-                      group: Group, now: float) -> None:
+    def _recheck(self, batch: Batch, memo: tuple) -> list:
+        """``_validate``'s plan for a batch of the shape the group pushed last, the store unchanged
+        since: only what depends on the values is checked (a counter never goes down)."""
+        _, _, families, series = memo
+        plan = []
+        start = 0
+        for fam, family in zip((f for f in batch if f.points), families):
+            end = start + len(fam.points)
+            found = series[start:end]
+            start = end
+            if fam.type == COUNTER:
+                for point, stored in zip(fam.points, found):
+                    if point.value < 0:
+                        raise InputError(f"counter {format_series(fam.name, stored.key)} has the "
+                                         f"negative value {point.value}: counters only go up")
+            plan.append((fam, family, None, found))
+        return plan
+
+    def _apply_family(self, fam: Family, family: FamilyState | None, keys: list | None,
+                      found: list, group: Group, now: float) -> FamilyState:
+        """Fold one family's points in; the series created are filled into ``found``."""
         if family is None:
             family = self.families[fam.name] = FamilyState(fam.name, fam.type, fam.help, fam.unit)
             for exposed in exposed_names(fam.name, fam.type):
@@ -410,9 +444,11 @@ class Store:
         by_update = self._by_update if self.expire_after > 0 else None
         family_snapshot = False
         merges = _MERGES.get(fam.type, _SCALAR_MERGES)
-        for point, key, series in zip(fam.points, keys, found):
+        created = False
+        for point, series, key in zip(fam.points, found, keys or found):
             mode = point.mode
             if series is None:
+                created = True
                 if members is None:
                     members = group.members.get(fam.name)
                     if members is None:
@@ -450,16 +486,20 @@ class Store:
                     by_update.move_to_end(series)
             if mode.kind == FAMILY_KIND:
                 family_snapshot = True
+        if created:
+            found[:] = [family.series[key] for key in keys]
         if family_snapshot:
             members = group.members[fam.name]
-            pushed = set(keys)
+            pushed = {series.key for series in found}
             series_map = family.series
             for key in [k for k in members if k not in pushed]:
                 series = series_map[key]
                 if series.point.mode.kind == FAMILY_KIND:
                     self._drop(family, series)
+        return family
 
     def _drop(self, family: FamilyState, series: Series) -> None:
+        self.generation += 1
         del family.series[series.key]
         family._sorted = None
         self.series_count -= 1

@@ -25,7 +25,7 @@ import re
 from operator import itemgetter
 
 from ..errors import ParseError
-from ..model import COUNTER, GAUGE, HISTOGRAM, INF, SUMMARY, UNKNOWN, Family, Point
+from ..model import COUNTER, GAUGE, HISTOGRAM, INF, SUMMARY, UNKNOWN, Batch, Family, Point
 from ._labels import (METRIC_NAME, check_unique, found, merge_mode, parse_label_set,
                       series_labels, series_text, unescape)
 from ._lines import decode, fast_line, fast_sample
@@ -87,13 +87,15 @@ def parse_prom_text(body: bytes) -> list[Family]:
     if shape is not None:
         values = shape.values(tokens)
         if values is not None:
-            return _build(shape.plan, values)
+            return _build(shape.plan, values, shape)
     parser = _Parser()
     parser.parse(text)
     plan = parser.plan()
-    batch = _build(plan, parser.values)
-    if len(text) <= _SHAPE_MAX_TEXT:
-        _remember(shape_key, _Shape(plan, parser, tokens))
+    if len(text) > _SHAPE_MAX_TEXT:
+        return _build(plan, parser.values, None)
+    shape = _Shape(plan, parser, tokens)
+    batch = _build(plan, parser.values, shape)
+    _remember(shape_key, shape)
     return batch
 
 
@@ -431,9 +433,9 @@ class _Parser:
         return plan
 
 
-def _build(plan: list, values: list) -> list[Family]:
+def _build(plan: list, values: list, shape: "_Shape | None") -> Batch:
     """The batch of a plan with these values (plain loops: this runs for every push)."""
-    batch = []
+    batch = Batch(shape=shape)
     for name, type_, help_, series in plan:
         points = []
         if type_ == HISTOGRAM:

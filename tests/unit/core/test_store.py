@@ -5,7 +5,7 @@ from otelgravel.clearmode import parse_clear_mode
 from otelgravel.core.store import Store
 from otelgravel.errors import ConflictError, InputError, LimitError
 from otelgravel.model import (COUNTER, FAMILY, GAUGE, HISTOGRAM, INF, INFO, REPLACE, STATESET, SUM, SUMMARY,
-                              Family, Point)
+                              Batch, Family, Point)
 
 G1 = (("job", "fn"),)
 G2 = (("instance", "b"), ("job", "fn"))
@@ -242,3 +242,44 @@ def test_a_snapshot_restores_the_same_scrape_and_behaviour():
 def test_restore_refuses_what_is_not_a_snapshot():
     with pytest.raises(ValueError, match="not a snapshot"):
         Store().restore({"version": 99})
+
+
+# ---- a group remembers the series of its last push of a known shape ---------------------------
+
+SHAPE = object()
+
+
+def shaped(*families):
+    return Batch(families, shape=SHAPE)
+
+
+def test_a_known_shape_is_applied_without_looking_anything_up_again(monkeypatch):
+    store = Store()
+    store.apply(shaped(counter("req", 1), gauge("temp", 5)), G1, now=1)
+    monkeypatch.setattr(store, "_validate", None)  # a full validation would now fail
+    store.apply(shaped(counter("req", 2), gauge("temp", 7)), G1, now=2)
+    assert (value(store, "req", G1), value(store, "temp", G1)) == (3, 7)
+    with pytest.raises(InputError, match="counter req.* has the negative value -1: "):
+        store.apply(shaped(counter("req", -1), gauge("temp", 9)), G1, now=3)
+    assert (value(store, "req", G1), value(store, "temp", G1)) == (3, 7)  # nothing applied
+
+
+def test_a_known_shape_is_checked_again_once_a_series_was_dropped():
+    store = Store()
+    info = lambda v: Family("build_info", GAUGE, points=[Point((("version", v),), FAMILY, 1)])
+    store.apply(shaped(info("1.0"), counter("req", 1)), G1, now=1)
+    store.apply([info("1.1")], G1, now=2)  # no shape: the family snapshot drops version 1.0
+    store.apply(shaped(info("1.0"), counter("req", 1)), G1, now=3)
+    assert sorted(v for _, v in (k[-1] for k in store.families["build_info"].series)) == ["1.0"]
+    assert value(store, "build_info", G1 + (("version", "1.0"),)) == 1
+    assert value(store, "req", G1) == 2
+
+
+def test_a_known_shape_recreates_series_that_expired_meanwhile():
+    store = Store(expire_after=10)
+    store.apply(shaped(counter("a", 1), counter("b", 1)), G1, now=0)
+    store.apply([counter("a", 1)], G1, now=8)  # keeps the group alive, not b
+    assert store.expire(now=11) == 1 and store.get("b", G1) is None
+    store.apply(shaped(counter("a", 1), counter("b", 5)), G1, now=12)
+    assert (value(store, "a", G1), value(store, "b", G1)) == (3, 5)
+    assert store.series_count == 2

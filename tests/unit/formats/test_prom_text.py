@@ -462,3 +462,11 @@ def test_shapes_are_bounded(monkeypatch):
     _forget_shapes()
     assert parse(big)[0].points[0].value == 1.0
     assert not prom_text._SHAPES  # too large to be remembered
+
+
+def test_a_batch_names_its_shape():
+    _forget_shapes()
+    first = parse(FUNCTION_PUSH)
+    assert parse(_doubled(FUNCTION_PUSH)).shape is first.shape is not None
+    assert parse(FUNCTION_PUSH + "other 1\n").shape is not first.shape
+    assert parse("a{x=\"" + "y" * prom_text._SHAPE_MAX_TEXT + "\"} 1\n").shape is None

@@ -33,7 +33,8 @@ from ._numbers import overflowed, parse_float, parse_int64_timestamp
 
 __all__ = ["parse_prom_text"]
 
-_FAST = fast_line(trailing_comma=True, timestamp="[0-9]{1,18}")
+_STAMP = "[0-9]{1,18}"  # the fast path's timestamp; others are for the careful path to judge
+_FAST = fast_line(trailing_comma=True, timestamp=_STAMP)
 _META = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]+(.*)")
 _NAME = re.compile(METRIC_NAME)
 _BLANKS = re.compile(r"[ \t]*")
@@ -43,6 +44,7 @@ _LAST = itemgetter(2)
 # What float() takes beyond the grammar's FLOAT: other characters (``_``, blanks, non-ASCII
 # digits) and a signed NaN.
 _NOT_FLOAT = re.compile(r"[^0-9A-Za-z.+\- ]|[-+][nN]")
+_STAMPS = re.compile(rf"{_STAMP}(?: {_STAMP})*")
 
 _TYPES = {"counter": COUNTER, "gauge": GAUGE, "histogram": HISTOGRAM, "summary": SUMMARY,
           "untyped": UNKNOWN}
@@ -91,7 +93,7 @@ def parse_prom_text(body: bytes) -> list[Family]:
     parser = _Parser()
     parser.parse(text)
     plan = parser.plan()
-    if len(text) > _SHAPE_MAX_TEXT:
+    if len(text) > _SHAPE_MAX_TEXT or not (shape or _seen_before(shape_key)):
         return _build(plan, parser.values, None)
     shape = _Shape(plan, parser, tokens)
     batch = _build(plan, parser.values, shape)
@@ -105,6 +107,20 @@ _SHAPES: dict[tuple, "_Shape"] = {}
 _SHAPE_MAX_TEXT = 32 << 10     # bodies above this are parsed line by line every time
 _SHAPES_MAX_CHARS = 16 << 20   # the cache is emptied when its shapes pass this much text
 _shapes_chars = 0
+# Hashes of the shapes met once: a shape is remembered when it comes back, so that bodies which
+# never repeat (a label value new in every push) cost no memory and no plan.
+_SEEN_ONCE: set[int] = set()
+_SEEN_ONCE_MAX = 1 << 16
+
+
+def _seen_before(key: tuple) -> bool:
+    seen = hash(key)
+    if seen in _SEEN_ONCE:
+        return True
+    if len(_SEEN_ONCE) >= _SEEN_ONCE_MAX:
+        _SEEN_ONCE.clear()
+    _SEEN_ONCE.add(seen)
+    return False
 
 
 def _remember(key: tuple, shape: "_Shape") -> None:
@@ -131,34 +147,44 @@ def _picker(indexes: list):
 
 
 class _Shape:
-    """Which of a shape's tokens are values, and what the others must be.
+    """Which of a shape's tokens are values or timestamps, and what the others must be.
 
     A token is a value when its line is a canonical sample line without a timestamp (the line
-    parser's fast path): any other number there gives the same families and series. Every other
-    token (a word of a HELP line, a type, a timestamp) must come back unchanged.
+    parser's fast path): any other number there gives the same families and series. It is a
+    timestamp when the line is canonical with one (the value is then part of the shape), checked as
+    the fast path checks it and dropped. Every other token (the last word of a HELP line, a type)
+    must come back unchanged.
     """
-    __slots__ = ("plan", "base", "take_values", "dense", "value_at", "take_fixed", "fixed")
+    __slots__ = ("plan", "base", "take_values", "dense", "value_at", "take_fixed", "fixed",
+                 "take_stamps")
 
     def __init__(self, plan: list, parser: "_Parser", tokens: list):
         self.plan = plan
         self.base = parser.values
         value_of_line = {line: index for index, line in enumerate(parser.value_lines) if line}
-        value_slots, self.value_at, fixed_slots = [], [], []
+        stamped = set(parser.stamp_lines)
+        value_slots, self.value_at, fixed_slots, stamp_slots = [], [], [], []
         for slot in range(len(tokens)):
             index = value_of_line.get(slot + 1)
-            if index is None:
-                fixed_slots.append(slot)
-            else:
+            if index is not None:
                 value_slots.append(slot)
                 self.value_at.append(index)
+            elif slot + 1 in stamped:
+                stamp_slots.append(slot)
+            else:
+                fixed_slots.append(slot)
         self.take_values = _picker(value_slots)
         self.dense = self.value_at == list(range(len(self.base)))
         self.take_fixed = _picker(fixed_slots)
         self.fixed = self.take_fixed(tokens)
+        self.take_stamps = _picker(stamp_slots) if stamp_slots else None
 
     def values(self, tokens: list) -> list | None:
         """The values of a body of this shape; None when the line parser must read it."""
         if self.take_fixed(tokens) != self.fixed:
+            return None
+        if self.take_stamps is not None and \
+                _STAMPS.fullmatch(" ".join(self.take_stamps(tokens))) is None:
             return None
         texts = self.take_values(tokens)
         try:
@@ -221,6 +247,7 @@ class _Parser:
         self.by_sample: dict[str, tuple] = {}     # sample name -> (family, role)
         self.values: list[float] = []             # one per sample line
         self.value_lines: list[int] = []          # its line when read by the fast path, else 0
+        self.stamp_lines: list[int] = []          # lines read by the fast path with a timestamp
 
     def parse(self, text: str) -> None:
         by_sample = self.by_sample
@@ -237,14 +264,14 @@ class _Parser:
                 continue
             cached = _SAMPLES.get(line)
             if cached is not None:
-                name, pairs, inspect, value, plain = cached
+                name, pairs, inspect, value, stamped = cached
                 pairs = list(pairs)
             elif (match := fast(line)) is not None:
                 name, pairs, inspect, value, timestamp = fast_sample(match, lineno)
-                plain = timestamp is None
+                stamped = timestamp is not None
                 if len(_SAMPLES) >= _SAMPLES_SIZE:
                     _SAMPLES.clear()
-                _SAMPLES[line] = (name, tuple(pairs), inspect, value, plain)
+                _SAMPLES[line] = (name, tuple(pairs), inspect, value, stamped)
             else:
                 start = _BLANKS.match(line).end()
                 if start == len(line):
@@ -254,10 +281,15 @@ class _Parser:
                     continue
                 name, pairs, value = _read_sample(line, start, lineno)
                 inspect = True
-                plain = False
+                stamped = None
             index = len(values)
             values.append(value)
-            value_lines.append(lineno if plain else 0)
+            if stamped is False:
+                value_lines.append(lineno)
+            else:
+                value_lines.append(0)
+                if stamped:
+                    self.stamp_lines.append(lineno)
             entry = by_sample.get(name)
             if entry is None:
                 entry = self._untyped(name)

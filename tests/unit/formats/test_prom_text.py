@@ -353,7 +353,14 @@ def test_only_parse_errors_on_mangled_input(mangled):
 
 def _forget_shapes():
     prom_text._SHAPES.clear()
+    prom_text._SEEN_ONCE.clear()
     prom_text._shapes_chars = 0
+
+
+def _learn(text: str):
+    """Parse a body twice: a shape is remembered when it comes back."""
+    parse(text)
+    return parse(text)
 
 
 def _doubled(text: str) -> str:
@@ -385,7 +392,7 @@ def test_a_known_shape_with_new_values_parses_as_a_new_body(body, expected, plai
     _forget_shapes()
     first_seen = _outcome(changed, plain)
     _forget_shapes()
-    parse(body)  # the shape is learnt from the original values
+    _learn(body)  # the shape is learnt from the original values
     assert _outcome(changed, plain) == first_seen
 
 
@@ -399,7 +406,7 @@ FUNCTION_PUSH = (
 
 def test_a_known_shape_is_read_without_the_line_parser(monkeypatch):
     _forget_shapes()
-    parse(FUNCTION_PUSH)
+    _learn(FUNCTION_PUSH)
     monkeypatch.setattr(prom_text, "_Parser", None)  # a line parse would now fail
     calls, took, size, last_seen, up = parse(_doubled(FUNCTION_PUSH))
     assert calls.points[0].value == 2.0
@@ -419,7 +426,7 @@ def test_a_known_shape_is_read_without_the_line_parser(monkeypatch):
 ])
 def test_a_known_shape_with_a_bad_value_is_refused_as_ever(token, fragment):
     _forget_shapes()
-    parse(FUNCTION_PUSH)
+    _learn(FUNCTION_PUSH)
     bad = FUNCTION_PUSH.replace("took_seconds_sum 0.25", f"took_seconds_sum {token}")
     with pytest.raises(ParseError) as caught:
         parse(bad)
@@ -428,23 +435,24 @@ def test_a_known_shape_with_a_bad_value_is_refused_as_ever(token, fragment):
 
 def test_a_known_shape_with_blanks_after_a_value_is_read_by_the_line_parser():
     _forget_shapes()
-    parse(FUNCTION_PUSH)
+    _learn(FUNCTION_PUSH)
     took = parse(FUNCTION_PUSH.replace("took_seconds_sum 0.25", "took_seconds_sum 2\t"))[1]
     assert took.points[0].sum == 2.0
 
 
 def test_a_known_shape_with_buckets_out_of_order_is_refused():
     _forget_shapes()
-    parse(FUNCTION_PUSH)
+    _learn(FUNCTION_PUSH)
     with pytest.raises(ParseError, match="line 5: .*less than the 5 of a lower bucket"):
         parse(FUNCTION_PUSH.replace('le="0.1"} 0', 'le="0.1"} 5'))
 
 
 def test_other_words_at_a_line_end_must_come_back_unchanged():
     _forget_shapes()
-    first = parse("# HELP a Some words\n# TYPE a gauge\na 1 100\n")
+    first = _learn("# HELP a Some words\n# TYPE a gauge\na 1 100\n")
     second = parse("# HELP a Some text\n# TYPE a gauge\na 1 200\n")
     assert (first[0].help, second[0].help) == ("Some words", "Some text")
+    assert second.shape is not first.shape  # the newer words replaced the shape
     with pytest.raises(ParseError, match="line 3: invalid timestamp 'x'"):
         parse("# HELP a Some text\n# TYPE a gauge\na 1 x\n")
     with pytest.raises(ParseError, match="line 2: unknown metric type 'gauges'"):
@@ -455,18 +463,38 @@ def test_shapes_are_bounded(monkeypatch):
     _forget_shapes()
     monkeypatch.setattr(prom_text, "_SHAPES_MAX_CHARS", 200)
     for i in range(50):
-        parse(f"# TYPE a gauge\na{{i=\"{i}\"}} 1\n")  # 16 characters of shape each
+        _learn(f"# TYPE a gauge\na{{i=\"{i}\"}} 1\n")  # 16 characters of shape each
         assert prom_text._shapes_chars <= 200
     assert 0 < len(prom_text._SHAPES) <= 12
     big = "a{x=\"" + "y" * prom_text._SHAPE_MAX_TEXT + "\"} 1\n"
     _forget_shapes()
-    assert parse(big)[0].points[0].value == 1.0
+    assert _learn(big)[0].points[0].value == 1.0
     assert not prom_text._SHAPES  # too large to be remembered
 
 
 def test_a_batch_names_its_shape():
     _forget_shapes()
+    assert parse(FUNCTION_PUSH).shape is None  # met once
     first = parse(FUNCTION_PUSH)
     assert parse(_doubled(FUNCTION_PUSH)).shape is first.shape is not None
-    assert parse(FUNCTION_PUSH + "other 1\n").shape is not first.shape
-    assert parse("a{x=\"" + "y" * prom_text._SHAPE_MAX_TEXT + "\"} 1\n").shape is None
+    assert _learn(FUNCTION_PUSH + "other 1\n").shape is not first.shape
+
+
+def test_bodies_that_never_come_back_are_not_remembered():
+    _forget_shapes()
+    for i in range(100):
+        assert parse(f"# TYPE a gauge\na{{call=\"{i}\"}} 1\n")[0].points[0].value == 1.0
+    assert not prom_text._SHAPES and len(prom_text._SEEN_ONCE) == 100
+
+
+def test_timestamps_are_checked_and_dropped_without_the_line_parser(monkeypatch):
+    _forget_shapes()
+    _learn("a 1 1700000000000\nb 2\n")
+    lines = prom_text._Parser
+    monkeypatch.setattr(prom_text, "_Parser", None)
+    a, b = parse("a 1 1700000000001\nb 3\n")
+    assert (a.points[0].value, b.points[0].value) == (1.0, 3.0)
+    monkeypatch.setattr(prom_text, "_Parser", lines)
+    assert parse("a 1 1234567890123456789\nb 3\n")[0].points[0].value == 1.0  # 19 digits: careful
+    with pytest.raises(ParseError, match="line 1: invalid timestamp '1.5'"):
+        parse("a 1 1.5\nb 3\n")

@@ -4,16 +4,23 @@ A save pickles the series a thousand at a time, yielding to the event loop in be
 are not stalled while a large store is written (pickling 100,000 series takes about a second);
 each series is consistent, the file as a whole is the state over those milliseconds, which is what
 a restart needs. The file is written to a temporary name and renamed over the old one, so a crash
-mid-write never leaves a torn file. Only load files this gateway wrote: unpickling runs code.
+mid-write never leaves a torn file. Loading resolves only the classes the gateway itself writes
+(points, clear modes, exemplars, windows, OTLP sources): a pickle naming any other global, which
+could run code, is refused.
 """
 from __future__ import annotations
 
+import array
 import asyncio
+import io
 import os
 import pickle
 
+from .core import windows
 from .core.store import SNAPSHOT_VERSION, Store, family_row, group_row, series_row
 from .errors import GravelError
+from .model import ClearMode, Exemplar, Point
+from .translate.otlp import _Source
 
 CHUNK = 1000  # series pickled between two yields to the event loop (about 10 ms of work)
 FILE_VERSION = 1
@@ -21,6 +28,31 @@ FILE_VERSION = 1
 
 class PersistenceError(GravelError):
     pass
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
+
+
+# The globals a file of this gateway refers to; arrays are the quantile sketches' logs.
+_OWN = {(c.__module__, c.__qualname__): c
+        for c in (Point, ClearMode, Exemplar, _Source, windows._Sketch,
+                  *_subclasses(windows.Window))}
+_OWN[("array", "array")] = array.array
+_OWN[("array", "_array_reconstructor")] = array._array_reconstructor
+
+
+class _OwnFile(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        found = _OWN.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}: not a class this "
+                                         "gateway writes")
+        return found
+
+
+def _loads(blob: bytes):
+    return _OwnFile(io.BytesIO(blob)).load()
 
 
 async def save(store: Store, path: str, extra: object = None) -> int:
@@ -56,12 +88,12 @@ def load(path: str) -> tuple[dict, object] | None:
     """``(Store.snapshot(), extra)`` as saved in ``path``; None when there is no file yet."""
     try:
         with open(path, "rb") as fh:
-            data = pickle.load(fh)
+            data = _OwnFile(fh).load()
         if not isinstance(data, dict) or data.get("file_version") != FILE_VERSION \
                 or data.get("snapshot_version") != SNAPSHOT_VERSION:
             raise PersistenceError(f"persistence file {path} is not an otelgravel file of "
                                    f"version {FILE_VERSION}")
-        families = [(name, type_, help_, unit, [row for blob in blobs for row in pickle.loads(blob)])
+        families = [(name, type_, help_, unit, [row for blob in blobs for row in _loads(blob)])
                     for name, type_, help_, unit, blobs in data["families"]]
     except FileNotFoundError:
         return None

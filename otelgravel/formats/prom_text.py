@@ -80,8 +80,11 @@ class _Group:
         self.count = None
 
 
-def parse_prom_text(body: bytes) -> list[Family]:
+def parse_prom_text(body: bytes) -> Batch:
     text = decode(body)
+    if len(text) > _SHAPE_MAX_TEXT:  # too large to remember: read line by line every time
+        parser = _read_lines(text)
+        return _build(parser.plan(), parser.values, None)
     cut = [line.rpartition(" ") for line in text.split("\n")]
     shape_key = tuple(map(_HEAD, cut))  # each line without its last token
     tokens = list(map(_LAST, cut))
@@ -90,15 +93,20 @@ def parse_prom_text(body: bytes) -> list[Family]:
         values = shape.values(tokens)
         if values is not None:
             return _build(shape.plan, values, shape)
-    parser = _Parser()
-    parser.parse(text)
+    parser = _read_lines(text)
     plan = parser.plan()
-    if len(text) > _SHAPE_MAX_TEXT or not (shape or _seen_before(shape_key)):
+    if shape is None and not _seen_before(shape_key):
         return _build(plan, parser.values, None)
     shape = _Shape(plan, parser, tokens)
     batch = _build(plan, parser.values, shape)
     _remember(shape_key, shape)
     return batch
+
+
+def _read_lines(text: str) -> "_Parser":
+    parser = _Parser()
+    parser.parse(text)
+    return parser
 
 
 # ---- shapes: a parsed body's plan, reused for bodies that differ only in their values ----------

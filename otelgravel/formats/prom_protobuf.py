@@ -116,6 +116,8 @@ _TYPE_MAP = {0: (COUNTER, "counter"), 1: (GAUGE, "gauge"), 2: (SUMMARY, "summary
              3: (UNKNOWN, "untyped"), 4: (HISTOGRAM, "histogram"),
              5: (GAUGEHISTOGRAM, "histogram")}
 _VALUE_FIELDS = ("counter", "gauge", "summary", "untyped", "histogram")
+# value field -> the value fields a metric of that type must not carry
+_OTHER_FIELDS = {f: tuple(o for o in _VALUE_FIELDS if o != f) for f in _VALUE_FIELDS}
 _CLEAR_MODE_LABELS = frozenset({"clear_mode", "clearmode"})
 _RESERVED_LABEL = {HISTOGRAM: "le", GAUGEHISTOGRAM: "le", SUMMARY: "quantile"}
 _NATIVE_FIELDS = ("schema", "zero_threshold", "zero_count", "zero_count_float")
@@ -123,6 +125,7 @@ _NATIVE_FIELDS = ("schema", "zero_threshold", "zero_count", "zero_count_float")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _good_label_names: set[str] = set()  # names already checked, so the regex runs once per name
+_good_metric_names: set[str] = set()
 
 
 class _Invalid(Exception):
@@ -195,16 +198,20 @@ def _family(mf) -> Family:
     help_, unit = mf.help, mf.unit
     if help_.__class__ is not str or unit.__class__ is not str:
         raise _Invalid("help or unit is not valid UTF-8")
-    if _METRIC_NAME.fullmatch(name) is None:
-        raise _Invalid("invalid metric name")
+    if name not in _good_metric_names:
+        if _METRIC_NAME.fullmatch(name) is None:
+            raise _Invalid("invalid metric name")
+        if len(_good_metric_names) < 10000:
+            _good_metric_names.add(name)
     type_number = mf.type
-    if not mf.HasField("type") and _has_unknown_type(mf):
+    # an unknown type number reads as 0 (counter) and lands in the unknown fields
+    if type_number == 0 and not mf.HasField("type") and _has_unknown_type(mf):
         raise _Invalid("unknown metric type")
     type_, value_field = _TYPE_MAP[type_number]
     if type_ == COUNTER and name.endswith("_total") and len(name) > 6:
         name = name[:-6]
     reserved = _RESERVED_LABEL.get(type_)
-    others = [f for f in _VALUE_FIELDS if f != value_field]
+    others = _OTHER_FIELDS[value_field]
     points = []
     seen: set = set()
     for number, metric in enumerate(mf.metric, 1):
@@ -275,6 +282,8 @@ def _check_label_name(name) -> str | None:
 def _labels(pairs, reserved: str | None = None, modes=_CLEAR_MODE_LABELS):
     """The sorted label tuple of a metric's or an exemplar's pairs, and the clear mode that the
     ``modes`` labels set (an exemplar passes none: there clear_mode is an ordinary label)."""
+    if not pairs:
+        return (), None
     mode = None
     out = []
     names = set()

@@ -134,6 +134,11 @@ def _with_group(labels: Labels, group: Labels, names: frozenset) -> Labels:
     return tuple(sorted([p for p in labels if p[0] not in names] + list(group)))
 
 
+def _negative(name: str, key: Labels, value: float) -> InputError:
+    return InputError(f"counter {format_series(name, key)} has the negative value {value}: "
+                      "counters only go up")
+
+
 def _a(word: str) -> str:
     return ("an " if word[0] in "aeiou" else "a ") + word
 
@@ -401,8 +406,7 @@ class Store:
                     raise InputError(_MODE_REFUSALS[fam.type].format(
                         mode=point.mode.text, series=format_series(fam.name, key), type=fam.type))
                 if is_counter and point.value < 0:
-                    raise InputError(f"counter {format_series(fam.name, key)} has the negative value "
-                                     f"{point.value}: counters only go up")
+                    raise _negative(fam.name, key, point.value)
                 keys.append(key)
                 found.append(series)
             plan.append((fam, existing, keys, found))
@@ -422,8 +426,7 @@ class Store:
             if fam.type == COUNTER:
                 for point, stored in zip(fam.points, found):
                     if point.value < 0:
-                        raise InputError(f"counter {format_series(fam.name, stored.key)} has the "
-                                         f"negative value {point.value}: counters only go up")
+                        raise _negative(fam.name, stored.key, point.value)
             plan.append((fam, family, None, found))
         return plan
 

@@ -12,39 +12,31 @@ The ``x_created`` gauges that ``prometheus_client`` writes beside a counter, his
 ``x`` are dropped: they are that family's created timestamp, not a family of their own, and
 keeping them would clash with ``x``'s ``_created`` in OpenMetrics output.
 
-Speed: a function pushes the same lines again and again with new values. A body is first cut by
-one regular expression into its *shape* (the text without each line's last token) and those
-tokens; a shape parsed before is not parsed again: its plan (families, series, which token is
-which value) is reused, and only the values are read and checked. A new shape goes through the
-line parser, where a canonical sample line (single spaces, no escapes) is taken apart by one
+Speed: a function pushes the same lines again and again with new values. A body is first cut
+into its *shape* (each line without its last token) and those tokens (``_shapes``); a shape
+parsed before is not parsed again: its plan (families, series, which token is which value) is
+reused, and only the values are read and checked. A new shape goes through the line parser, where a canonical sample line (single spaces, no escapes) is taken apart by one
 regular expression and anything else goes through the careful path that also words the errors.
 """
 from __future__ import annotations
 
 import re
-from operator import itemgetter
 
 from ..errors import ParseError
 from ..model import COUNTER, GAUGE, HISTOGRAM, INF, SUMMARY, UNKNOWN, Batch, Family, Point
 from ._labels import (METRIC_NAME, check_unique, found, merge_mode, parse_label_set,
                       series_labels, series_text, unescape)
 from ._lines import decode, fast_line, fast_sample
-from ._numbers import overflowed, parse_float, parse_int64_timestamp
+from ._numbers import parse_float, parse_int64_timestamp
+from ._shapes import STAMP, Shape, ShapeMemory, cut
 
 __all__ = ["parse_prom_text"]
 
-_STAMP = "[0-9]{1,18}"  # the fast path's timestamp; others are for the careful path to judge
-_FAST = fast_line(trailing_comma=True, timestamp=_STAMP)
+_FAST = fast_line(trailing_comma=True, timestamp=STAMP)
 _META = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]+(.*)")
 _NAME = re.compile(METRIC_NAME)
 _BLANKS = re.compile(r"[ \t]*")
 _TOKEN = re.compile(r"[^ \t]+")
-_HEAD = itemgetter(0)
-_LAST = itemgetter(2)
-# What float() takes beyond the grammar's FLOAT: other characters (``_``, blanks, non-ASCII
-# digits) and a signed NaN.
-_NOT_FLOAT = re.compile(r"[^0-9A-Za-z.+\- ]|[-+][nN]")
-_STAMPS = re.compile(rf"{_STAMP}(?: {_STAMP})*")
 
 _TYPES = {"counter": COUNTER, "gauge": GAUGE, "histogram": HISTOGRAM, "summary": SUMMARY,
           "untyped": UNKNOWN}
@@ -82,134 +74,31 @@ class _Group:
 
 def parse_prom_text(body: bytes) -> Batch:
     text = decode(body)
-    if len(text) > _SHAPE_MAX_TEXT:  # too large to remember: read line by line every time
+    if len(text) > _SHAPES.max_text:  # too large to remember: read line by line every time
         parser = _read_lines(text)
         return _build(parser.plan(), parser.values, None)
-    cut = [line.rpartition(" ") for line in text.split("\n")]
-    shape_key = tuple(map(_HEAD, cut))  # each line without its last token
-    tokens = list(map(_LAST, cut))
-    shape = _SHAPES.get(shape_key)
+    key, tokens = cut(text)
+    shape = _SHAPES.get(key)
     if shape is not None:
         values = shape.values(tokens)
         if values is not None:
             return _build(shape.plan, values, shape)
     parser = _read_lines(text)
     plan = parser.plan()
-    if shape is None and not _seen_before(shape_key):
+    if shape is None and not _SHAPES.seen_before(key):
         return _build(plan, parser.values, None)
-    shape = _Shape(plan, parser, tokens)
-    batch = _build(plan, parser.values, shape)
-    _remember(shape_key, shape)
-    return batch
+    shape = Shape(plan, parser.values, parser.value_lines, parser.stamp_lines, tokens)
+    _SHAPES.remember(key, shape)
+    return _build(plan, parser.values, shape)
+
+
+_SHAPES = ShapeMemory()
 
 
 def _read_lines(text: str) -> "_Parser":
     parser = _Parser()
     parser.parse(text)
     return parser
-
-
-# ---- shapes: a parsed body's plan, reused for bodies that differ only in their values ----------
-
-_SHAPES: dict[tuple, "_Shape"] = {}
-_SHAPE_MAX_TEXT = 32 << 10     # bodies above this are parsed line by line every time
-_SHAPES_MAX_CHARS = 16 << 20   # the cache is emptied when its shapes pass this much text
-_shapes_chars = 0
-# Hashes of the shapes met once: a shape is remembered when it comes back, so that bodies which
-# never repeat (a label value new in every push) cost no memory and no plan.
-_SEEN_ONCE: set[int] = set()
-_SEEN_ONCE_MAX = 1 << 16
-
-
-def _seen_before(key: tuple) -> bool:
-    seen = hash(key)
-    if seen in _SEEN_ONCE:
-        return True
-    if len(_SEEN_ONCE) >= _SEEN_ONCE_MAX:
-        _SEEN_ONCE.clear()
-    _SEEN_ONCE.add(seen)
-    return False
-
-
-def _remember(key: tuple, shape: "_Shape") -> None:
-    global _shapes_chars
-    if key in _SHAPES:
-        _SHAPES[key] = shape
-        return
-    size = sum(map(len, key))
-    if _shapes_chars + size > _SHAPES_MAX_CHARS:
-        _SHAPES.clear()
-        _shapes_chars = 0
-    _SHAPES[key] = shape
-    _shapes_chars += size
-
-
-def _picker(indexes: list):
-    """A function of a list that returns the items at ``indexes`` as a tuple."""
-    if len(indexes) > 1:
-        return itemgetter(*indexes)
-    if indexes:
-        index = indexes[0]
-        return lambda items: (items[index],)
-    return lambda items: ()
-
-
-class _Shape:
-    """Which of a shape's tokens are values or timestamps, and what the others must be.
-
-    A token is a value when its line is a canonical sample line without a timestamp (the line
-    parser's fast path): any other number there gives the same families and series. It is a
-    timestamp when the line is canonical with one (the value is then part of the shape), checked as
-    the fast path checks it and dropped. Every other token (the last word of a HELP line, a type)
-    must come back unchanged.
-    """
-    __slots__ = ("plan", "base", "take_values", "dense", "value_at", "take_fixed", "fixed",
-                 "take_stamps")
-
-    def __init__(self, plan: list, parser: "_Parser", tokens: list):
-        self.plan = plan
-        self.base = parser.values
-        value_of_line = {line: index for index, line in enumerate(parser.value_lines) if line}
-        stamped = set(parser.stamp_lines)
-        value_slots, self.value_at, fixed_slots, stamp_slots = [], [], [], []
-        for slot in range(len(tokens)):
-            index = value_of_line.get(slot + 1)
-            if index is not None:
-                value_slots.append(slot)
-                self.value_at.append(index)
-            elif slot + 1 in stamped:
-                stamp_slots.append(slot)
-            else:
-                fixed_slots.append(slot)
-        self.take_values = _picker(value_slots)
-        self.dense = self.value_at == list(range(len(self.base)))
-        self.take_fixed = _picker(fixed_slots)
-        self.fixed = self.take_fixed(tokens)
-        self.take_stamps = _picker(stamp_slots) if stamp_slots else None
-
-    def values(self, tokens: list) -> list | None:
-        """The values of a body of this shape; None when the line parser must read it."""
-        if self.take_fixed(tokens) != self.fixed:
-            return None
-        if self.take_stamps is not None and \
-                _STAMPS.fullmatch(" ".join(self.take_stamps(tokens))) is None:
-            return None
-        texts = self.take_values(tokens)
-        try:
-            read = list(map(float, texts))
-        except ValueError:
-            return None
-        if _NOT_FLOAT.search(" ".join(texts)) is not None:
-            return None
-        if INF in read or -INF in read:
-            if any(overflowed(t) for t, v in zip(texts, read) if v == INF or v == -INF):
-                return None
-        if self.dense:
-            return read
-        values = list(self.base)
-        for index, value in zip(self.value_at, read):
-            values[index] = value
-        return values
 
 
 # HELP/TYPE lines repeat verbatim across the pushes of every invocation of a function, so their
@@ -473,7 +362,7 @@ class _Parser:
         return plan
 
 
-def _build(plan: list, values: list, shape: "_Shape | None") -> Batch:
+def _build(plan: list, values: list, shape: Shape | None) -> Batch:
     """The batch of a plan with these values (plain loops: this runs for every push)."""
     batch = Batch(shape=shape)
     for name, type_, help_, series in plan:

@@ -353,8 +353,6 @@ def test_only_parse_errors_on_mangled_input(mangled):
 
 def _forget_shapes():
     prom_text._SHAPES.clear()
-    prom_text._SEEN_ONCE.clear()
-    prom_text._shapes_chars = 0
 
 
 def _learn(text: str):
@@ -461,15 +459,15 @@ def test_other_words_at_a_line_end_must_come_back_unchanged():
 
 def test_shapes_are_bounded(monkeypatch):
     _forget_shapes()
-    monkeypatch.setattr(prom_text, "_SHAPES_MAX_CHARS", 200)
+    monkeypatch.setattr(prom_text._SHAPES, "max_chars", 200)
     for i in range(50):
         _learn(f"# TYPE a gauge\na{{i=\"{i}\"}} 1\n")  # 16 characters of shape each
-        assert prom_text._shapes_chars <= 200
-    assert 0 < len(prom_text._SHAPES) <= 12
-    big = "a{x=\"" + "y" * prom_text._SHAPE_MAX_TEXT + "\"} 1\n"
+        assert prom_text._SHAPES.chars <= 200
+    assert 0 < len(prom_text._SHAPES.shapes) <= 12
+    big = "a{x=\"" + "y" * prom_text._SHAPES.max_text + "\"} 1\n"
     _forget_shapes()
     assert _learn(big)[0].points[0].value == 1.0
-    assert not prom_text._SHAPES  # too large to be remembered
+    assert not prom_text._SHAPES.shapes  # too large to be remembered
 
 
 def test_a_batch_names_its_shape():
@@ -484,7 +482,7 @@ def test_bodies_that_never_come_back_are_not_remembered():
     _forget_shapes()
     for i in range(100):
         assert parse(f"# TYPE a gauge\na{{call=\"{i}\"}} 1\n")[0].points[0].value == 1.0
-    assert not prom_text._SHAPES and len(prom_text._SEEN_ONCE) == 100
+    assert not prom_text._SHAPES.shapes and len(prom_text._SHAPES.seen_once) == 100
 
 
 def test_timestamps_are_checked_and_dropped_without_the_line_parser(monkeypatch):

@@ -154,8 +154,9 @@ _MERGES = {HISTOGRAM: (merge.add_buckets, merge.replace_buckets),
            SUMMARY: (merge.add_summary, merge.replace_summary)}
 
 
-def _fold(series: Series, point: Point, merges: tuple, now: float) -> None:
-    """Merge one incoming point into its stored series by clear mode and value shape."""
+def _fold_windowed(series: Series, point: Point, now: float) -> None:
+    """Merge a point into a series when either is windowed (plain into plain is done inline):
+    a windowed point is observed into the series' window, a plain one ends the window."""
     stored = series.point
     mode = point.mode
     if mode.kind == WINDOW_KIND:
@@ -165,12 +166,8 @@ def _fold(series: Series, point: Point, merges: tuple, now: float) -> None:
         stored.mode = mode
         window.observe(point.value, now)
         return
-    if stored.mode.kind == WINDOW_KIND:  # the series changes from windowed to plain
-        series.window = None
-        series.point = merge.copy_point(point, stored.labels)
-        return
-    stored.mode = mode
-    merges[mode.kind != SUM_KIND](stored, point)
+    series.window = None  # the series changes from windowed to plain
+    series.point = merge.copy_point(point, stored.labels)
 
 
 class Store:
@@ -470,13 +467,13 @@ class Store:
                 if by_update is not None:
                     by_update[series] = None
             else:
-                if series.window is None and mode.kind != WINDOW_KIND:  # the common case
+                if series.window is None and mode.kind != WINDOW_KIND:  # plain into plain
                     stored = series.point
                     stored.mode = mode
                     merges[mode.kind != SUM_KIND](stored, point)
                 else:
                     was_windowed = series.window is not None
-                    _fold(series, point, merges, now)
+                    _fold_windowed(series, point, now)
                     if was_windowed and series.window is None:
                         self._windowed.discard(series)
                         family.windowed -= 1

@@ -34,21 +34,17 @@ _RAW_WBITS = -zlib.MAX_WBITS
 
 
 def decode_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:
-    if not content_encoding:  # most pushes
-        if len(body) > limit:
-            raise _too_large(limit)
-        return body
-    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
-    for coding in reversed(codings):
-        if coding in ("", "identity"):
-            continue
-        decoder = _DECODERS.get(coding)
-        if decoder is None:
-            raise UnsupportedMediaType(
-                f"unsupported Content-Encoding {coding!r}: expected one of "
-                f"{', '.join(sorted(_DECODERS))} or identity")
-        if body:  # an empty body decodes to itself, whatever its declared encoding
-            body = decoder(body, limit)
+    if content_encoding:  # most pushes have none: nothing to split or look up
+        for coding in reversed([c.strip().lower() for c in content_encoding.split(",")]):
+            if coding in ("", "identity"):
+                continue
+            decoder = _DECODERS.get(coding)
+            if decoder is None:
+                raise UnsupportedMediaType(
+                    f"unsupported Content-Encoding {coding!r}: expected one of "
+                    f"{', '.join(sorted(_DECODERS))} or identity")
+            if body:  # an empty body decodes to itself, whatever its declared encoding
+                body = decoder(body, limit)
     if len(body) > limit:
         raise _too_large(limit)
     return body

@@ -1,0 +1,316 @@
+"""The Redis side of the replicated log: where the keys live, one pipeline per tick, one reader.
+
+Keys (``P`` = ``storage.redis.key_prefix``). Every key carries the hash tag ``{P:p0}``, so in a
+Redis Cluster they all sit in one slot of one master, and a push touches one slot::
+
+    {P:p0}:log        the stream: one entry per record, fields r (the writing replica's token)
+                      and d (``state.record.encode_record``)
+    {P:p0}:snapshot   hash: data (the snapshot codec's bytes), position (the last stream id the
+                      snapshot includes), previous (the position of the snapshot before it)
+    {P:p0}:snaplock   SET NX PX: the one replica writing a snapshot right now
+
+One partition, on purpose. Every replica applies every record (that is what makes any replica
+answer with the whole aggregate), so the fleet's push rate is bounded by what ONE replica can
+apply, whatever the number of streams; more partitions would spread the Redis side (which is not
+the bottleneck: one master takes far more XADDs per second than a Python replica applies) and cost
+the one property everything else rests on: a single total order. With it, a new family's type,
+a series two groups both claim, the series limit, DELETE, wipe and expiry are all decided by the
+position of the record in the log, identically on every replica, and a refused push gets the same
+400 on whichever replica it came through. (Several partitions would need each of those decided
+fleet-wide outside the log, e.g. the type by HSETNX, and a deterministic merge of the partitions
+with a watermark; see the README, "Running replicas".)
+
+Cluster: the client follows the slot. It asks any seed node for the slot's master (CLUSTER
+SLOTS; a node without cluster mode is the master itself), talks to that node with plain
+``redis.asyncio`` clients, and on a connection error, MOVED, CLUSTERDOWN or READONLY it marks
+itself unavailable and looks the master up again (a failover is followed within a second or two
+of Redis electing the new master).
+
+Round trips: the XADDs of all the pushes that arrive while the previous pipeline is in flight go
+in the next pipeline (group commit), so a push costs at most one round trip, shared. With
+``wait_replicas: N`` the pipeline ends with ``WAIT N timeout``: the answer comes once N replica
+nodes have the records, which is what makes an acknowledged push survive the death of its master
+(Redis replication is otherwise asynchronous); it is in the same round trip, the latency of the
+replica's acknowledgement is the cost. The XADD is never retried by the client: an XADD whose
+answer was lost may have been appended, and a retry would add it twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger("otelgravel.state.redis")
+
+CONNECT_TIMEOUT = 0.5   # a push gets its 503 within a second when Redis is unreachable
+COMMAND_TIMEOUT = 2.0
+READ_BLOCK_MS = 500
+READ_COUNT = 2000
+
+_REDIRECTS = ("MOVED", "ASK", "CLUSTERDOWN", "READONLY", "TRYAGAIN", "LOADING", "MASTERDOWN")
+
+
+class RedisUnavailable(Exception):
+    """Redis could not be reached, or could not confirm the write; the push is not stored."""
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in _REDIRECTS
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f'"{text}" is not host:port')
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class RedisLog:
+    """The stream, the snapshot and the lock of one key prefix, on a node or a cluster."""
+
+    def __init__(self, addresses: list[str], *, username: str = "", password: str = "",
+                 ca_file: str = "", key_prefix: str = "otelgravel", wait_replicas: int = 0,
+                 wait_timeout: float = 0.5):
+        self.seeds = [parse_address(a) for a in addresses]
+        self.tag = "{" + key_prefix + ":p0}"
+        self.stream = self.tag + ":log"
+        self.snapshot_key = self.tag + ":snapshot"
+        self.lock_key = self.tag + ":snaplock"
+        self.slot = key_slot(self.stream.encode())
+        key = self.stream.encode()
+        self._xadd_head = b"*7\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$1\r\nr\r\n" % (len(key), key)
+        self.token = os.urandom(8).hex().encode()  # marks this replica's own records
+        self.wait_replicas = wait_replicas
+        self.wait_ms = int(wait_timeout * 1000)
+        self._auth = {"username": username or None, "password": password or None}
+        if ca_file:
+            self._auth.update(ssl=True, ssl_ca_certs=ca_file)
+        self._master: tuple[str, int] | None = None
+        self._writer: aioredis.Redis | None = None
+        self._reader: aioredis.Redis | None = None
+        self._queue: list[tuple[bytes, asyncio.Future]] = []
+        self._flushing = False
+        self.round_trips = 0     # pipelines sent for appends (the benchmark reads them)
+        self.appended = 0
+
+    # -- connections --------------------------------------------------------------------------
+
+    def _client(self, host: str, port: int, read_timeout: float | None) -> aioredis.Redis:
+        return aioredis.Redis(host=host, port=port, socket_connect_timeout=CONNECT_TIMEOUT,
+                              socket_timeout=read_timeout, retry=Retry(NoBackoff(), 0),
+                              **self._auth)
+
+    async def _discover(self) -> tuple[str, int]:
+        """The master of our slot: the node itself, or what CLUSTER SLOTS says."""
+        last: Exception | None = None
+        seeds = ([self._master] if self._master else []) + [s for s in self.seeds if s != self._master]
+        for host, port in seeds:
+            client = self._client(host, port, COMMAND_TIMEOUT)
+            try:
+                info = await client.info("cluster")
+                if not info.get("cluster_enabled"):
+                    return host, port
+                for lo, hi, master, *_ in await client.execute_command("CLUSTER SLOTS"):
+                    if lo <= self.slot <= hi:
+                        mhost = master[0].decode() if isinstance(master[0], bytes) else master[0]
+                        return (mhost or host), int(master[1])
+                last = RedisUnavailable(f"no master serves slot {self.slot}")
+            except RedisError as exc:
+                last = exc
+            finally:
+                await client.aclose()
+        raise RedisUnavailable(f"no Redis node reachable ({last})")
+
+    async def _connect(self) -> None:
+        master = await self._discover()
+        if master != self._master or self._writer is None:
+            await self._drop()
+            self._master = master
+            self._writer = self._client(*master, COMMAND_TIMEOUT + self.wait_ms / 1000)
+            self._reader = self._client(*master, COMMAND_TIMEOUT + READ_BLOCK_MS / 1000)
+            log.info("redis master", extra={"fields": {"address": f"{master[0]}:{master[1]}",
+                                                       "slot": self.slot}})
+
+    async def _drop(self) -> None:
+        for client in (self._writer, self._reader):
+            if client is not None:
+                try:
+                    await client.aclose()
+                except Exception:
+                    pass
+        self._writer = self._reader = None
+
+    async def _call(self, which: str, fn):
+        """Run ``fn(client)`` on the writer or reader; a transient failure drops the connection
+        (the next call looks the master up again) and raises RedisUnavailable."""
+        try:
+            if self._writer is None:
+                await self._connect()
+            return await fn(self._writer if which == "w" else self._reader)
+        except (RedisError, OSError) as exc:
+            if not _transient(exc) and not isinstance(exc, RedisUnavailable):
+                raise
+            await self._drop()
+            raise RedisUnavailable(str(exc) or type(exc).__name__) from None
+        except RedisUnavailable:
+            await self._drop()
+            raise
+
+    async def close(self) -> None:
+        await self._drop()
+
+    # -- appends: one pipeline per batch ------------------------------------------------------
+
+    def append(self, data: bytes, origin: bytes) -> asyncio.Future:
+        """Queue one record (``origin``: field r, who wrote it); the future gets its stream id
+        (bytes) or RedisUnavailable."""
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append((data, origin, fut))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        return fut
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    ids = await self._call("w", lambda c: self._pipeline(c, batch))
+                except RedisUnavailable as exc:
+                    for *_, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(RedisUnavailable(str(exc)))
+                    continue
+                for (*_, fut), sid in zip(batch, ids):
+                    if not fut.done():
+                        fut.set_result(sid)
+        finally:
+            self._flushing = False
+
+    async def _pipeline(self, client: aioredis.Redis, batch) -> list:
+        """XADD every record of the batch (+ WAIT), one write and one read: the commands are
+        packed here (redis-py's pipeline costs ~30 us of CPU per command, this ~9) and sent on
+        one of the client's own connections (its auth, TLS and parser)."""
+        head = self._xadd_head
+        parts = []
+        for data, origin, _ in batch:
+            parts.append(b"%s$%d\r\n%s\r\n$1\r\nd\r\n$%d\r\n" % (head, len(origin), origin, len(data)))
+            parts.append(data)
+            parts.append(b"\r\n")
+        count = len(batch)
+        if self.wait_replicas:
+            wait_args = (b"WAIT", str(self.wait_replicas).encode(), str(self.wait_ms).encode())
+            parts.append(b"*3\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in wait_args))
+            count += 1
+        pool = client.connection_pool
+        conn = await pool.get_connection()
+        replies = []
+        try:
+            self.round_trips += 1
+            await conn.send_packed_command(b"".join(parts), check_health=False)
+            failure = None
+            for _ in range(count):
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:  # one refused command: read the others, then say so
+                    failure = failure or exc
+                    replies.append(None)
+        except BaseException:
+            await conn.disconnect()  # replies may still be on their way: never reuse it
+            raise
+        finally:
+            await pool.release(conn)
+        if failure is not None:
+            raise failure
+        if self.wait_replicas and replies[-1] < self.wait_replicas:
+            # Appended on the master, not confirmed on a replica node: not acknowledged (503).
+            # The records stay in the log and are applied; see the README on what a 503 means.
+            raise RedisUnavailable(f"WAIT: {replies[-1]} of {self.wait_replicas} replica nodes "
+                                   f"confirmed within {self.wait_ms} ms")
+        self.appended += len(batch)
+        return replies[:len(batch)]
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def read(self, after: bytes, block_ms: int = READ_BLOCK_MS, count: int = READ_COUNT):
+        """Entries after stream id ``after``: [(id, token, data)], [] after ``block_ms``."""
+        async def xread(client):
+            return await client.xread({self.stream: after}, count=count, block=block_ms)
+        reply = await self._call("r", xread)
+        if not reply:
+            return []
+        entries = reply[0][1] if isinstance(reply, list) else reply[self.stream.encode()][0]
+        return [(sid, fields.get(b"r"), fields[b"d"]) for sid, fields in entries]
+
+    async def last_id(self) -> bytes:
+        """The id of the stream's last entry (b"0-0" when empty): what a starting replica must
+        have applied before it is ready."""
+        async def info(client):
+            return await client.xrevrange(self.stream, count=1)
+        entries = await self._call("r", info)
+        return entries[0][0] if entries else b"0-0"
+
+    async def has(self, sid: bytes) -> bool:
+        async def get(client):
+            return await client.xrange(self.stream, sid, sid, count=1)
+        return bool(await self._call("r", get))
+
+    async def trimmed_up_to(self) -> bytes:
+        """The id the log was last trimmed to (entries before it are gone), b"0-0" if never."""
+        async def get(client):
+            return await client.hget(self.snapshot_key, b"trimmed")
+        return await self._call("r", get) or b"0-0"
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    async def load_snapshot(self) -> tuple[bytes, bytes] | None:
+        """(data, position) of the latest snapshot, or None."""
+        async def get(client):
+            return await client.hmget(self.snapshot_key, [b"data", b"position"])
+        data, position = await self._call("r", get)
+        return None if data is None else (data, position)
+
+    async def lock_snapshot(self, ttl: float) -> bool:
+        async def lock(client):
+            return await client.set(self.lock_key, self.token, nx=True, px=int(ttl * 1000))
+        return bool(await self._call("w", lock))
+
+    async def unlock_snapshot(self) -> None:
+        async def unlock(client):
+            # only our own lock: compare and delete in one step
+            return await client.eval("if redis.call('get', KEYS[1]) == ARGV[1] then "
+                                     "return redis.call('del', KEYS[1]) end return 0",
+                                     1, self.lock_key, self.token)
+        await self._call("w", unlock)
+
+    async def store_snapshot(self, data: bytes, position: bytes) -> bytes:
+        """Write the snapshot, then trim the log behind the PREVIOUS snapshot's position (a
+        replica that just loaded that one still finds every record after it). Returns the id
+        trimmed up to."""
+        async def put(client):
+            previous = await client.hget(self.snapshot_key, b"position") or b"0-0"
+            pipe = client.pipeline(transaction=True)
+            pipe.hset(self.snapshot_key, mapping={b"data": data, b"position": position,
+                                                  b"previous": previous, b"trimmed": previous})
+            if previous != b"0-0":
+                pipe.xtrim(self.stream, minid=previous, approximate=False)
+            await pipe.execute()
+            return previous
+        return await self._call("w", put)
+
+    async def wipe_all(self) -> None:
+        """Tests and tools only: remove every key of this prefix."""
+        async def wipe(client):
+            await client.delete(self.stream, self.snapshot_key, self.lock_key)
+        await self._call("w", wipe)

@@ -7,6 +7,7 @@ a.b.c=value`` overrides one key with a YAML-parsed value.
 from __future__ import annotations
 
 import copy
+import os
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -52,12 +53,31 @@ class OtlpConfig:
 
 
 @dataclass
+class RedisConfig:
+    """``processors.gravel.storage.redis`` (SPEC 9): the replicas' shared state."""
+    addresses: list[str]
+    username: str = ""
+    password: str = ""
+    ca_file: str = ""
+    key_prefix: str = "otelgravel"
+    wait_replicas: int = 0
+    wait_timeout: float = 0.5
+
+
+@dataclass
+class StorageConfig:
+    snapshot_interval: float = 300.0
+    redis: RedisConfig | None = None
+
+
+@dataclass
 class GravelConfig:
     expire_after: float = 0.0
     max_series: int = 1_000_000
     rules: list[tuple[str, ClearMode]] = field(default_factory=list)
     persistence_file: str = ""
     persistence_interval: float = 300.0
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
 
 @dataclass
@@ -249,7 +269,7 @@ def build_config(doc: dict) -> Config:
 
     node = c.mapping(processors.get("gravel"), "processors::gravel",
                      ("expire_after", "max_series", "rules", "persistence_file",
-                      "persistence_interval"))
+                      "persistence_interval", "storage"))
     persistence_file = node.get("persistence_file") or ""
     if not isinstance(persistence_file, str):
         c.fail("processors::gravel::persistence_file", f"must be a file path (got {persistence_file!r})")
@@ -261,7 +281,7 @@ def build_config(doc: dict) -> Config:
     gravel = GravelConfig(
         c.duration(node.get("expire_after"), "processors::gravel::expire_after", 0.0),
         c.positive_int(node.get("max_series"), "processors::gravel::max_series", 1_000_000),
-        _rules(c, node.get("rules")), persistence_file, interval)
+        _rules(c, node.get("rules")), persistence_file, interval, _storage(c, node.get("storage")))
 
     node = c.mapping(exporters.get("prometheus"), "exporters::prometheus", ("endpoint",))
     prometheus = PrometheusConfig(
@@ -276,6 +296,56 @@ def build_config(doc: dict) -> Config:
     if c.problems:
         raise ConfigError(c.problems)
     return Config(pushgateway, otlp, gravel, prometheus, level)
+
+
+_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _storage(c: _Checker, node) -> StorageConfig:
+    path = "processors::gravel::storage"
+    node = c.mapping(node, path, ("snapshot_interval", "redis"))
+    interval = c.duration(node.get("snapshot_interval"), f"{path}::snapshot_interval", 300.0)
+    if node.get("redis") is None:
+        return StorageConfig(interval)
+    path += "::redis"
+    r = c.mapping(node["redis"], path, ("addresses", "username", "password", "tls", "key_prefix",
+                                        "wait_replicas", "wait_timeout"))
+    addresses = r.get("addresses")
+    if isinstance(addresses, str):
+        addresses = [addresses]
+    if not isinstance(addresses, list) or not addresses:
+        c.fail(f"{path}::addresses", f"must be a list of host:port (got {addresses!r})")
+        addresses = []
+    for i, address in enumerate(addresses):
+        host, sep, port = str(address).rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            c.fail(f"{path}::addresses::{i}", f'must be host:port (got "{address}")')
+    text = {}
+    for key in ("username", "password", "key_prefix"):
+        value = r.get(key, "otelgravel" if key == "key_prefix" else "")
+        if not isinstance(value, str):
+            c.fail(f"{path}::{key}", f"must be a string (got {value!r})")
+            value = ""
+        missing = [name for name in _ENV.findall(value) if name not in os.environ]
+        if missing:
+            c.fail(f"{path}::{key}", f"names the unset environment variable {missing[0]}")
+        text[key] = _ENV.sub(lambda m: os.environ.get(m.group(1), ""), value)
+    if not text["key_prefix"] or any(ch in text["key_prefix"] for ch in "{} "):
+        c.fail(f"{path}::key_prefix", f'must be non-empty, without braces or spaces (got "{text["key_prefix"]}")')
+    tls = c.mapping(r.get("tls"), f"{path}::tls", ("ca_file",))
+    ca_file = tls.get("ca_file") or ""
+    if ca_file and not os.path.isfile(ca_file):
+        c.fail(f"{path}::tls::ca_file", f'no such file "{ca_file}"')
+    wait = r.get("wait_replicas", 0)
+    if isinstance(wait, bool) or not isinstance(wait, int) or wait < 0:
+        c.fail(f"{path}::wait_replicas", f"must be an integer >= 0 (got {wait!r})")
+        wait = 0
+    timeout = c.duration(r.get("wait_timeout"), f"{path}::wait_timeout", 0.5)
+    if timeout <= 0:
+        c.fail(f"{path}::wait_timeout", f'must be > 0 (got "{r.get("wait_timeout")}")')
+    return StorageConfig(interval, RedisConfig([str(a) for a in addresses], text["username"],
+                                               text["password"], ca_file, text["key_prefix"],
+                                               wait, timeout))
 
 
 def _rules(c: _Checker, node) -> list[tuple[str, ClearMode]]:

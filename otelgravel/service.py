@@ -52,7 +52,7 @@ class Service:
                                              source_ttl=o.source_ttl, max_sources=o.max_sources,
                                              rule_for=self.processor.rule_mode)
         self.applier = Applier(self.processor, self.translator)
-        self.state: StateBackend = MemoryBackend()
+        self.state: StateBackend = _backend(config)
 
         exporter = PrometheusExporter(self.store)
         self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20)
@@ -115,7 +115,8 @@ class Service:
             # the same (and, on Redis, the same on every replica).
             try:
                 dropped = 0
-                if self.applier.expiry_due(now):
+                # (not while the backend cannot take records: the tick would only fail)
+                if self.state.ready and self.state.available and self.applier.expiry_due(now):
                     dropped = await self.state.submit(Record(EXPIRE, now))
             except Exception:  # the tick must survive anything; the request paths stay correct
                 log.exception("expiry failed")
@@ -154,6 +155,7 @@ class Service:
         if not await self._in_flight.wait(SHUTDOWN_GRACE_SECONDS):
             log.warning("in-flight requests abandoned",
                         extra={"fields": {"requests": self._in_flight.count}})
+        await self.state.close()
         if self.config.gravel.persistence_file:
             if self._saving is not None:
                 await self._saving  # a periodic save still writing: let it finish first
@@ -161,6 +163,19 @@ class Service:
         for runner in self._runners:
             await runner.cleanup()
         log.info("stopped", extra={"fields": {"series": self.store.series_count}})
+
+
+def _backend(config: Config) -> StateBackend:
+    redis = config.gravel.storage.redis
+    if redis is None:
+        return MemoryBackend()
+    from .state.redis_backend import RedisBackend  # redis-py is imported only when used
+    from .state.redis_log import RedisLog
+    return RedisBackend(
+        RedisLog(redis.addresses, username=redis.username, password=redis.password,
+                 ca_file=redis.ca_file, key_prefix=redis.key_prefix,
+                 wait_replicas=redis.wait_replicas, wait_timeout=redis.wait_timeout),
+        snapshot_interval=config.gravel.storage.snapshot_interval)
 
 
 async def run(config: Config) -> None:

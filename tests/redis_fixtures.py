@@ -159,19 +159,31 @@ class RedisCluster:
             time.sleep(0.1)
         raise RuntimeError("replica nodes not in sync")
 
-    def node_for(self, key: str) -> RedisNode:
-        """The node that currently serves ``key``'s slot as master."""
-        slot = int(cli(self.alive()[0].port, "cluster", "keyslot", key).strip())
-        for line in cli(self.alive()[0].port, "cluster", "nodes").splitlines():
+    def node_for(self, key: str, timeout: float = 10) -> RedisNode:
+        """The node that serves ``key``'s slot as master (waits while a failover settles)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            node = self._master_of(key)
+            if node is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if node is None:
+            raise RuntimeError(f"no master for {key}")
+        return node
+
+    def _master_of(self, key: str) -> RedisNode | None:
+        port0 = self.alive()[0].port
+        slot = int(cli(port0, "cluster", "keyslot", key).strip())
+        for line in cli(port0, "cluster", "nodes").splitlines():
             fields = line.split()
-            if "master" not in fields[2] or "fail" in fields[2]:
+            if len(fields) < 8 or "master" not in fields[2] or "fail" in fields[2]:
                 continue
             for span in fields[8:]:
                 lo, _, hi = span.partition("-")
                 if lo.isdigit() and int(lo) <= slot <= int(hi or lo):
                     port = int(fields[1].split(":")[1].split("@")[0])
-                    return next(n for n in self.nodes if n.port == port)
-        raise RuntimeError(f"no master for slot {slot}")
+                    return next((n for n in self.nodes if n.port == port), None)
+        return None
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -76,6 +76,13 @@ def decode_request(body: bytes, content_type: str) -> ExportMetricsServiceReques
                                          ignore_unknown_fields=True)
         except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
             raise DecodeError(f"invalid OTLP JSON body: {exc}") from exc
+        except OverflowError as exc:  # an enum written 1e400
+            raise DecodeError(f"invalid OTLP JSON body: a number out of range ({exc})") from exc
+        except SystemError as exc:  # upb, on a key with a lone surrogate escape ("\ud800")
+            cause = exc.__context__
+            reason = ("a key with a lone surrogate escape" if isinstance(cause, UnicodeError)
+                      else str(cause or exc))
+            raise DecodeError(f"invalid OTLP JSON body: {reason}") from exc
     raise UnsupportedMediaType(
         f"unsupported Content-Type {content_type!r}: send {PROTOBUF} or {JSON}")
 

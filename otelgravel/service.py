@@ -21,6 +21,7 @@ from .http_server import InFlight, Router
 from .processor import GravelProcessor, Rule
 from .receivers.otlp import otlp_routes
 from .receivers.pushgateway import PushgatewayReceiver
+from .state import EXPIRE, Applier, MemoryBackend, Record, StateBackend
 from .translate.otlp import OtlpTranslator
 
 log = logging.getLogger("otelgravel")
@@ -45,26 +46,24 @@ class Service:
         self._saving: asyncio.Task | None = None
         self._in_flight = InFlight()
 
-        exporter = PrometheusExporter(self.store)
-        self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20)
-        if config.pushgateway is not None:
-            pg = config.pushgateway
-            receiver = PushgatewayReceiver(self.processor, admin_api=pg.admin_api,
-                                           max_body=pg.max_body_size, wipe=self.wipe)
-            self._add("pushgateway", pg.endpoint, receiver.routes(), pg.max_body_size)
         if config.otlp is not None:
             o = config.otlp
             self.translator = OtlpTranslator(keep_instance=o.keep_instance,
                                              source_ttl=o.source_ttl, max_sources=o.max_sources,
                                              rule_for=self.processor.rule_mode)
-            self._add("otlp", o.endpoint,
-                      otlp_routes(self.processor, self.translator, max_body=o.max_body_size),
-                      o.max_body_size)
+        self.applier = Applier(self.processor, self.translator)
+        self.state: StateBackend = MemoryBackend()
 
-    def wipe(self) -> None:
-        self.processor.wipe()
-        if self.translator is not None:
-            self.translator.reset()
+        exporter = PrometheusExporter(self.store)
+        self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20)
+        if config.pushgateway is not None:
+            pg = config.pushgateway
+            receiver = PushgatewayReceiver(self.state, admin_api=pg.admin_api,
+                                           max_body=pg.max_body_size)
+            self._add("pushgateway", pg.endpoint, receiver.routes(), pg.max_body_size)
+        if config.otlp is not None:
+            self._add("otlp", o.endpoint, otlp_routes(self.state, max_body=o.max_body_size),
+                      o.max_body_size)
 
     def _add(self, component: str, endpoint: Endpoint, routes: list, max_body: int) -> None:
         self._routes.setdefault(endpoint, []).extend(routes)
@@ -82,6 +81,7 @@ class Service:
                     self.translator.restore(otlp_sources)
                 log.info("restored", extra={"fields": {"file": path, "series": self.store.series_count}})
             self._saver = asyncio.create_task(self._save_every(path, self.config.gravel.persistence_interval))
+        await self.state.open(self.applier)
         loop = asyncio.get_running_loop()
         for endpoint, routes in self._routes.items():
             max_body = self._max_body[endpoint]
@@ -111,11 +111,12 @@ class Service:
         while True:
             await asyncio.sleep(EXPIRY_TICK_SECONDS)
             now = time.time()
+            # Expiry changes the state, so it is a record too: applied in log order, replayed
+            # the same (and, on Redis, the same on every replica).
             try:
-                dropped = self.processor.expire(now)
-                if self.translator is not None:
-                    for group, families in self.translator.expire(now):
-                        self.processor.push_each(group, families, now)
+                dropped = 0
+                if self.applier.expiry_due(now):
+                    dropped = await self.state.submit(Record(EXPIRE, now))
             except Exception:  # the tick must survive anything; the request paths stay correct
                 log.exception("expiry failed")
                 continue

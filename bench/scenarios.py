@@ -6,10 +6,12 @@ A scenario module has ``NAME`` (its key in the results JSON and its name for ``-
 ``markdown(result) -> str`` (its section of the printed report).
 """
 
+import scenario_durable
 import scenario_otlp
 import scenario_stages
 
 SCENARIOS = [
     scenario_stages,
     scenario_otlp,
+    scenario_durable,
 ]

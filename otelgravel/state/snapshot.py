@@ -27,8 +27,12 @@ not have is refused (it was written by a newer gateway).
 """
 from __future__ import annotations
 
+import base64
+import inspect
 import json
+import sys
 from array import array
+from itertools import repeat
 
 from ..core import windows
 from ..core.store import SNAPSHOT_VERSION, Store
@@ -53,6 +57,12 @@ def _slots(cls) -> tuple[str, ...]:
 
 class SnapshotError(ValueError):
     pass
+
+
+# Points are rebuilt by Point(*slot values): its parameters must be its slots, in their order.
+if list(inspect.signature(Point).parameters) != list(Point.__slots__):
+    raise TypeError("Point.__init__ must take its slots in __slots__ order "
+                    "(state/snapshot.py rebuilds points so)")
 
 
 # ---- the generic tagged codec -------------------------------------------------------------------
@@ -127,23 +137,27 @@ class _Reader:
 # ---- per-slot codecs of a stored Point ---------------------------------------------------------
 
 class _Chunk:
-    """A frame's string and clear-mode tables, while it is written."""
+    """A frame's tables, while it is written: strings, label pairs (of string indexes) and modes."""
 
     def __init__(self):
         self.strings: dict[str, int] = {}
+        self.pairs: dict[tuple, int] = {}
         self.modes: dict[ClearMode, int] = {}
 
+    def _string(self, text: str) -> int:
+        i = self.strings.get(text)
+        if i is None:
+            i = self.strings[text] = len(self.strings)
+        return i
+
     def labels(self, labels) -> list:
-        s = self.strings
+        pairs = self.pairs
         out = []
-        for k, v in labels:
-            i = s.get(k)
+        for pair in labels:
+            i = pairs.get(pair)
             if i is None:
-                i = s[k] = len(s)
-            j = s.get(v)
-            if j is None:
-                j = s[v] = len(s)
-            out += (i, j)
+                i = pairs[pair] = len(pairs)
+            out.append(i)
         return out
 
     def mode(self, mode: ClearMode) -> int:
@@ -153,77 +167,105 @@ class _Chunk:
         return i
 
     def tables(self) -> dict:
-        return {"s": list(self.strings),
+        string = self._string
+        pairs = [string(x) for pair in self.pairs for x in pair]  # fills the strings first
+        return {"s": list(self.strings), "p": pairs,
                 "m": [[m.kind, m.text, m.agg, m.quantile, m.seconds] for m in self.modes]}
 
 
 def _pairs_out(c: _Chunk, v):
-    return None if v is None else [x for pair in v for x in pair]
+    return [x for pair in v for x in pair]
 
 
 def _pairs_in(t, v):
-    if v is None:
-        return None
     it = iter(v)
     return list(zip(it, it))
 
 
 def _exemplar_out(c: _Chunk, e):
-    return None if e is None else [c.labels(e.labels), e.value, e.timestamp]
+    return [c.labels(e.labels), e.value, e.timestamp]
 
 
 def _exemplar_in(t, v):
-    return None if v is None else Exemplar(t.labels(v[0]), v[1], v[2])
+    return Exemplar(t.labels(v[0]), v[1], v[2])
 
 
 def _bucket_exemplars_out(c: _Chunk, d):
-    if d is None:
-        return None
     return [x for le, e in d.items() for x in (le, _exemplar_out(c, e))]
 
 
 def _bucket_exemplars_in(t, v):
-    if v is None:
-        return None
     it = iter(v)
     return {le: _exemplar_in(t, e) for le, e in zip(it, it)}
 
 
-# slot -> (encode(chunk, value), decode(tables, value)); "labels" is the series key, not written
+# Column codecs: ``(encode(chunk, values) -> JSON, decode(tables, column) -> values)``; a
+# column of Nones only is written as null by the caller.
+
+def _each(enc, dec):
+    """A column codec from a codec of one (non-None) value."""
+    return (lambda c, vs: [None if v is None else enc(c, v) for v in vs],
+            lambda t, col: [None if v is None else dec(t, v) for v in col])
+
+
+def _numbers_out(c: _Chunk, vs):
+    """Floats as little-endian doubles in base64 (parsed in C, 8 bytes a value); a column that
+    is not floats only stays a JSON list."""
+    if all(type(v) is float for v in vs):
+        packed = array("d", vs)
+        if _BIG_ENDIAN:
+            packed.byteswap()
+        return {"f8": base64.b64encode(packed).decode("ascii")}
+    return list(vs)
+
+
+def _numbers_in(t, col):
+    if type(col) is dict:
+        packed = array("d")
+        packed.frombytes(base64.b64decode(col["f8"], validate=True))
+        if _BIG_ENDIAN:
+            packed.byteswap()
+        return packed.tolist()
+    return col
+
+
+NUMBERS = (_numbers_out, _numbers_in)
+_BIG_ENDIAN = sys.byteorder == "big"
+
+# slot -> column codec; "labels" is the series key, not written. A slot of Point without an
+# entry is written by the generic tagged codec.
 POINT_SLOTS = {
-    "mode": (lambda c, m: c.mode(m), lambda t, i: t.modes[i]),
-    "buckets": (_pairs_out, _pairs_in),
-    "quantiles": (_pairs_out, _pairs_in),
-    "exemplar": (_exemplar_out, _exemplar_in),
-    "bucket_exemplars": (_bucket_exemplars_out, _bucket_exemplars_in),
-    "value": (None, None), "sum": (None, None), "count": (None, None),  # numbers, as they are
+    "mode": (lambda c, vs: [c.mode(m) for m in vs],
+             lambda t, col: list(map(t.modes.__getitem__, col))),
+    "value": NUMBERS, "sum": NUMBERS, "count": NUMBERS,
+    "buckets": _each(_pairs_out, _pairs_in),
+    "quantiles": _each(_pairs_out, _pairs_in),
+    "exemplar": _each(_exemplar_out, _exemplar_in),
+    "bucket_exemplars": _each(_bucket_exemplars_out, _bucket_exemplars_in),
 }
+_GENERIC = _each(lambda c, v: _enc(v), lambda t, v: t.dec(v))
 
 
 class _Tables:
-    __slots__ = ("strings", "modes")
+    __slots__ = ("pairs", "modes", "dec")
 
-    def __init__(self, doc: dict):
-        self.strings = doc["s"]
+    def __init__(self, doc: dict, dec=None):
+        self.dec = dec
+        strings = doc["s"]
+        it = iter(doc["p"])
+        self.pairs = [(strings[a], strings[b]) for a, b in zip(it, it)]
         self.modes = [ClearMode(k, text, agg, float(q), float(sec))
                       for k, text, agg, q, sec in doc["m"]]
 
     def labels(self, idx: list) -> tuple:
-        s = self.strings
-        it = iter(idx)
-        return tuple((s[a], s[b]) for a, b in zip(it, it))
+        return tuple(map(self.pairs.__getitem__, idx))
 
 
 # ---- writing ---------------------------------------------------------------------------------
 
 def _point_writers():
-    out = []
-    for slot in Point.__slots__:
-        if slot == "labels":
-            continue
-        enc = POINT_SLOTS.get(slot, (lambda c, v: _enc(v), None))[0]
-        out.append((slot, enc))
-    return out
+    return [(slot, POINT_SLOTS.get(slot, _GENERIC)[0]) for slot in Point.__slots__
+            if slot != "labels"]
 
 
 def _dump(doc) -> bytes:
@@ -249,20 +291,23 @@ def encode_snapshot(store: Store, memory: SourceMemory | None, position: int):
     for f in store.families.values():
         series = list(f.series.values())
         for start in range(0, len(series), CHUNK):
+            part = series[start:start + CHUNK]
             c = _Chunk()
-            rows = []
             labels = c.labels
-            for s in series[start:start + CHUNK]:
-                p = s.point
-                row = [labels(s.key), group_index[s.group.labels], s.created, s.updated,
-                       None if s.window is None else _enc(s.window)]
-                for slot, enc in writers:
-                    v = getattr(p, slot)
-                    row.append(v if enc is None else enc(c, v))
-                rows.append(row)
-            count += len(rows)
+            windows = [None if s.window is None else _enc(s.window) for s in part]
+            points = [s.point for s in part]
+            columns = {}
+            for slot, enc in writers:
+                values = [getattr(p, slot) for p in points]
+                columns[slot] = enc(c, values) if any(v is not None for v in values) else None
+            count += len(part)
             yield _dump({"t": "family", "name": f.name, "type": f.type, "help": f.help,
-                         "unit": f.unit, **c.tables(), "rows": rows})
+                         "unit": f.unit, "keys": [labels(s.key) for s in part],
+                         "groups": [group_index[s.group.labels] for s in part],
+                         "created": _numbers_out(c, [s.created for s in part]),
+                         "updated": _numbers_out(c, [s.updated for s in part]),
+                         "windows": windows if any(w is not None for w in windows) else None,
+                         "point": columns, **c.tables()})
     if memory is not None:
         yield _dump({"t": "otlp", "sources": [[_enc(k), _enc(v)] for k, v in memory.sources.items()],
                      "corrections": [_enc(v) for v in memory.corrections]})
@@ -299,7 +344,7 @@ def decode_snapshot(data, path: str) -> Snapshot:
         for slot in head["point"]:
             if slot not in have:
                 raise SnapshotError(f"series have field {slot!r} this gateway does not know")
-            readers.append(POINT_SLOTS.get(slot, (None, lambda t, v: dec(v)))[1])
+            readers.append(POINT_SLOTS.get(slot, _GENERIC)[1])
         point_slots = head["point"]
         missing = [s for s in Point.__slots__ if s != "labels" and s not in point_slots]
         groups = []
@@ -318,7 +363,7 @@ def decode_snapshot(data, path: str) -> Snapshot:
                 otlp = ([(dec(k), dec(v)) for k, v in doc["sources"]],
                         [dec(v) for v in doc["corrections"]])
                 continue
-            t = _Tables(doc)
+            t = _Tables(doc, dec)
             if kind == "groups":
                 groups += [(t.labels(g), push, failure) for g, push, failure in doc["rows"]]
                 continue
@@ -328,20 +373,32 @@ def decode_snapshot(data, path: str) -> Snapshot:
             entry = families.get(name)
             if entry is None:
                 entry = families[name] = (name, doc["type"], doc["help"], doc["unit"], [])
-            rows = entry[4]
-            new = object.__new__
-            setter = object.__setattr__
-            for row in doc["rows"]:
-                key = t.labels(row[0])
-                p = new(Point)
-                p.labels = key
-                for slot, read, v in zip(point_slots, readers, row[5:], strict=True):
-                    setter(p, slot, v if read is None else read(t, v))
-                for slot in missing:
-                    setter(p, slot, None)
-                window = row[4]
-                rows.append((key, groups[row[1]][0], p,
-                             None if window is None else dec(window), row[2], row[3]))
+            pair = t.pairs.__getitem__
+            keys = [tuple(map(pair, k)) for k in doc["keys"]]
+            n = len(keys)
+            columns = doc["point"]
+            values = {"labels": keys}
+            for slot, read in zip(point_slots, readers):
+                column = columns[slot]
+                if column is None:
+                    column = repeat(None, n)
+                else:
+                    column = read(t, column)
+                    if len(column) != n:
+                        raise SnapshotError(f"column {slot!r} has {len(column)} values for "
+                                            f"{n} series")
+                values[slot] = column
+            for slot in missing:
+                values[slot] = repeat(None, n)
+            points = list(map(Point, *(values[slot] for slot in Point.__slots__)))
+            windows = doc["windows"]
+            windows = repeat(None, n) if windows is None else [
+                None if w is None else dec(w) for w in windows]
+            group_labels = [groups[i][0] for i in doc["groups"]]
+            created, updated = _numbers_in(t, doc["created"]), _numbers_in(t, doc["updated"])
+            if not len(group_labels) == len(created) == len(updated) == n:
+                raise SnapshotError("a family frame's columns differ in length")
+            entry[4].extend(zip(keys, group_labels, points, windows, created, updated))
         if end is None:
             raise SnapshotError("the snapshot has no end frame (not written whole)")
         series = sum(len(f[4]) for f in families.values())

@@ -329,3 +329,48 @@ def test_replay_applies_each_record_once_after_a_crash_between_snapshot_and_trun
     third = gateway_factory(storage(state))
     assert any("skipped=20" in line for line in third.log), third.log
     assert third.value("c_total", job="fn") == 25
+
+
+def test_a_write_the_disk_refuses_is_503_and_nothing_of_it_is_applied(gateway_factory, tmp_path,
+                                                                       monkeypatch):
+    """A real write error: the gateway runs with a file size limit (RLIMIT_FSIZE: EFBIG)."""
+    import resource
+
+    from .conftest import Gateway
+
+    state = tmp_path / "state"
+    real_popen = subprocess.Popen
+
+    def limited_popen(*args, **kw):
+        kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+        return real_popen(*args, **kw)
+
+    monkeypatch.setattr(subprocess, "Popen", limited_popen)
+    gw = Gateway(storage(state))
+    monkeypatch.setattr(subprocess, "Popen", real_popen)
+    try:
+        statuses = [gw.push("/metrics/job/fn", COUNTER) for _ in range(60)]
+        codes = [s for s, _, _ in statuses]
+        ok = codes.index(503)
+        assert ok > 0 and set(codes[ok:]) == {503}, codes  # refused from the first failure on
+        assert statuses[ok][2]["Retry-After"] == "1"
+        assert b"cannot be written" in statuses[ok][1]
+        assert gw.value("c_total", job="fn") == ok  # the refused pushes changed nothing
+    finally:
+        gw.stop()
+    again = gateway_factory(storage(state))
+    assert again.value("c_total", job="fn") == ok
+
+
+def test_the_otlp_memory_survives_a_snapshot_too(gateway_factory, tmp_path):
+    state = tmp_path / "state"
+    gw = gateway_factory(storage(state))
+    sdk = SdkSource(gw.otlp_url)
+    sdk.add(5)
+    gw.proc.send_signal(signal.SIGTERM)  # the last snapshot holds the source; the log is empty
+    assert gw.proc.wait(20) == 0
+    assert not any(p.stat().st_size for p in segments(state))
+    again = gateway_factory(storage(state) + same_ports(gw))
+    sdk.add(2)
+    assert again.value("jobs_total", job="sdk", otel_scope_name="t") == 7
+    sdk.provider.shutdown()

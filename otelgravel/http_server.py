@@ -9,6 +9,9 @@ import asyncio
 
 from aiohttp import HttpVersion11, web
 
+from .errors import StateUnavailable
+from .http_errors import error_response
+
 
 class Router:
     """Dispatch a request to its route: exact paths first, then ``/prefix{tail:.*}`` routes.
@@ -50,6 +53,10 @@ class Router:
             return web.Response(status=405, text="405: Method Not Allowed",
                                 headers={"Allow": ",".join(sorted(table))})
         in_flight = self._in_flight
+        if in_flight.closing:  # shutting down: a request on a kept-alive connection is refused
+            response = error_response(StateUnavailable("the gateway is shutting down"))
+            response.force_close()
+            return response
         in_flight.count += 1
         try:
             if "Expect" in request.headers:
@@ -74,6 +81,7 @@ class InFlight:
 
     def __init__(self):
         self.count = 0
+        self.closing = False  # set when the listeners close: new requests are refused
         self.draining = False
         self.drained = asyncio.Event()
 

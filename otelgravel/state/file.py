@@ -472,6 +472,8 @@ class FileBackend(StateBackend):
         _, status = await asyncio.get_running_loop().run_in_executor(None, os.waitpid, pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             raise StateFileError(f"the snapshot process exited with {os.waitstatus_to_exitcode(status)}")
+        if self._unsynced:  # the cut segments' fds (sync: never has no syncer to close them)
+            await self._fsync()
         self._truncate(position)
         log.info("snapshot written", extra={"fields": {
             "position": position, "fork_ms": round(forked * 1000, 1),

@@ -6,11 +6,14 @@ lets shutdown wait for requests that have started, bodies still arriving include
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import HttpVersion11, web
 
 from .errors import StateUnavailable
 from .http_errors import error_response
+
+log = logging.getLogger("otelgravel.http")
 
 
 class Router:
@@ -62,6 +65,10 @@ class Router:
             if "Expect" in request.headers:
                 await self._expect(request)
             return await handler(request)
+        except ConnectionError as exc:  # the client went away mid-body: nobody to answer
+            log.debug("upload aborted", extra={"fields": {
+                "path": path, "client": request.remote, "error": exc}})
+            return web.Response(status=400)
         finally:
             in_flight.count -= 1
             if in_flight.draining and not in_flight.count:

@@ -28,6 +28,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from ..errors import DecodeError, GravelError, LimitError, UnsupportedMediaType
 from ..formats.decoding import decode_body
 from ..http_errors import error_response
+from ..telemetry.counters import Stats, batch_points
 
 PATH = "/v1/metrics"
 PROTOBUF = "application/x-protobuf"
@@ -96,7 +97,10 @@ def _join(errors: list[str]) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
-def otlp_routes(processor, translator, *, max_body: int) -> list[web.RouteDef]:
+def otlp_routes(processor, translator, *, max_body: int,
+                stats: Stats | None = None) -> list[web.RouteDef]:
+    stats = stats if stats is not None else Stats()
+
     async def export(request: web.Request) -> web.Response:
         now = time.time()
         content_type = request.content_type
@@ -108,27 +112,37 @@ def otlp_routes(processor, translator, *, max_body: int) -> list[web.RouteDef]:
             body = decode_body(raw, request.headers.get("Content-Encoding"), max_body)
             message = decode_request(body, content_type)
         except GravelError as exc:
+            stats.refused("otlp", exc, 0, (), request.remote, now)
             return error_response(exc, otlp=True)
 
         translation = translator.translate(message, now)
         try:
             processor.check_capacity(translation.groups)
         except LimitError as exc:  # the whole export waits: 429 lets the SDK retry it later
+            points = sum(batch_points(families) for _, families in translation.groups)
+            stats.refused("otlp", exc, points + translation.rejected, (), request.remote, now)
             return error_response(exc, otlp=True)
         rejected = translation.rejected
         errors = list(translation.errors)
+        accepted = 0
         for group, families in translation.groups:
             refused = processor.push_each(group, families, now)
             refused_ids = {id(family) for family, _ in refused}
             for family in families:
                 if id(family) not in refused_ids:
                     translation.commit(family)
+                    accepted += len(family.points)
             for family, exc in refused:
                 rejected += len(family.points)
+                stats.refusal("otlp", exc, group, request.remote, now)
                 if len(errors) < 10:
                     errors.append(str(exc))
         for group, name, labels in translation.removals:
             processor.remove_series(group, name, labels)
+        stats.accepted("otlp", accepted)
+        if rejected:
+            stats.refused_points("otlp", "refused", rejected)
+            stats.otlp_partial_success += 1
         return encode_response(rejected, _join(errors), content_type)
 
     return [web.post(PATH, export)]

@@ -19,6 +19,7 @@ from ..formats.prom_protobuf import parse_prom_protobuf
 from ..formats.prom_text import parse_prom_text
 from ..http_errors import error_response
 from ..processor import GravelProcessor
+from ..telemetry.counters import Stats, batch_points
 from .grouping import parse_grouping_key
 
 log = logging.getLogger("otelgravel.pushgateway")
@@ -35,8 +36,9 @@ _parser_for = lru_cache(maxsize=64)(lambda content_type: _PARSERS[push_format(co
 
 class PushgatewayReceiver:
     def __init__(self, processor: GravelProcessor, *, admin_api: bool = False,
-                 max_body: int = 16 << 20, wipe=None):
+                 max_body: int = 16 << 20, wipe=None, stats: Stats | None = None):
         self.processor = processor
+        self.stats = stats if stats is not None else Stats()
         self.admin_api = admin_api
         self.max_body = max_body
         self._wipe = wipe or processor.wipe  # the service also resets the OTLP source memory
@@ -63,6 +65,7 @@ class PushgatewayReceiver:
     async def push(self, request: web.Request) -> web.Response:
         now = time.time()
         group = ()
+        batch = ()
         try:
             group = self._group(request)
             content = request.content
@@ -75,9 +78,11 @@ class PushgatewayReceiver:
             self.processor.push(group, batch, now)
         except GravelError as exc:
             self.processor.refused(group, now)
+            self.stats.refused("pushgateway", exc, batch_points(batch), group, request.remote, now)
             log.log(logging.WARNING if isinstance(exc, LimitError) else logging.DEBUG,
                     "push refused", extra={"fields": {"path": request.path, "reason": str(exc)}})
             return error_response(exc)
+        self.stats.accepted("pushgateway", batch_points(batch))
         return web.Response(status=200)
 
     async def delete(self, request: web.Request) -> web.Response:

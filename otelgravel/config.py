@@ -56,8 +56,15 @@ class GravelConfig:
     expire_after: float = 0.0
     max_series: int = 1_000_000
     rules: list[tuple[str, ClearMode]] = field(default_factory=list)
-    persistence_file: str = ""
-    persistence_interval: float = 300.0
+    storage: "StorageConfig" = field(default_factory=lambda: StorageConfig())
+
+
+@dataclass
+class StorageConfig:
+    directory: str = ""          # "": memory only
+    sync: str = "interval"       # always | interval | never
+    sync_interval: float = 1.0
+    snapshot_interval: float = 300.0
 
 
 @dataclass
@@ -250,20 +257,16 @@ def build_config(doc: dict) -> Config:
             c.positive_int(node.get("max_sources"), "receivers::otlp::max_sources", 100_000))
 
     node = c.mapping(processors.get("gravel"), "processors::gravel",
-                     ("expire_after", "max_series", "rules", "persistence_file",
+                     ("expire_after", "max_series", "rules", "storage", "persistence_file",
                       "persistence_interval"))
-    persistence_file = node.get("persistence_file") or ""
-    if not isinstance(persistence_file, str):
-        c.fail("processors::gravel::persistence_file", f"must be a file path (got {persistence_file!r})")
-        persistence_file = ""
-    interval = c.duration(node.get("persistence_interval"),
-                          "processors::gravel::persistence_interval", 300.0)
-    if interval <= 0 and persistence_file:
-        c.fail("processors::gravel::persistence_interval", f'must be > 0 (got "{node.get("persistence_interval")}")')
+    for old in ("persistence_file", "persistence_interval"):
+        if old in node:  # not an alias: a directory of log + snapshot replaces the one file
+            c.fail(f"processors::gravel::{old}", "removed: the state is kept in "
+                   "processors::gravel::storage::directory (a directory, see the README)")
     gravel = GravelConfig(
         c.duration(node.get("expire_after"), "processors::gravel::expire_after", 0.0),
         c.positive_int(node.get("max_series"), "processors::gravel::max_series", 1_000_000),
-        _rules(c, node.get("rules")), persistence_file, interval)
+        _rules(c, node.get("rules")), _storage(c, node.get("storage")))
 
     node = c.mapping(exporters.get("prometheus"), "exporters::prometheus", ("endpoint",))
     prometheus = PrometheusConfig(
@@ -299,6 +302,28 @@ def _telemetry_address(c: _Checker, telemetry: dict, pushgateway, otlp, promethe
         if address is not None and address == endpoint and address.port != 0:
             c.fail(path, f'must differ from {other_path} (both are "{value}")')
     return address
+
+
+def _storage(c: _Checker, node) -> StorageConfig:
+    path = "processors::gravel::storage"
+    node = c.mapping(node, path, ("directory", "sync", "sync_interval", "snapshot_interval",
+                                  "redis"))
+    directory = node.get("directory") or ""
+    if not isinstance(directory, str):
+        c.fail(f"{path}::directory", f"must be a directory path (got {directory!r})")
+        directory = ""
+    sync = node.get("sync", "interval")
+    if sync not in ("always", "interval", "never"):
+        c.fail(f"{path}::sync", f"must be always, interval or never (got {sync!r})")
+    sync_interval = c.duration(node.get("sync_interval"), f"{path}::sync_interval", 1.0)
+    if sync_interval <= 0:
+        c.fail(f"{path}::sync_interval", f'must be > 0 (got "{node.get("sync_interval")}")')
+    snapshot_interval = c.duration(node.get("snapshot_interval"), f"{path}::snapshot_interval",
+                                   300.0)
+    if snapshot_interval <= 0:
+        c.fail(f"{path}::snapshot_interval",
+               f'must be > 0 (got "{node.get("snapshot_interval")}")')
+    return StorageConfig(directory, sync, sync_interval, snapshot_interval)
 
 
 def _rules(c: _Checker, node) -> list[tuple[str, ClearMode]]:

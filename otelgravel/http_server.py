@@ -10,6 +10,9 @@ from time import perf_counter
 
 from aiohttp import HttpVersion11, web
 
+from .errors import StateUnavailable
+from .http_errors import error_response
+
 # Request methods kept as they are in the duration histogram (OTel semconv); others are _OTHER.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"})
 
@@ -63,6 +66,10 @@ class Router:
                                web.Response(status=405, text="405: Method Not Allowed",
                                             headers={"Allow": ",".join(sorted(table))}))
         in_flight = self._in_flight
+        if in_flight.closing:  # shutting down: a request on a kept-alive connection is refused
+            response = error_response(StateUnavailable("the gateway is shutting down"))
+            response.force_close()
+            return self._timed(start, route, request.method, response)
         in_flight.count += 1
         status = 500
         try:
@@ -106,6 +113,7 @@ class InFlight:
 
     def __init__(self):
         self.count = 0
+        self.closing = False  # set when the listeners close: new requests are refused
         self.draining = False
         self.drained = asyncio.Event()
 

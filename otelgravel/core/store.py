@@ -46,7 +46,7 @@ def exposed_names(name: str, type_: str) -> tuple[str, ...]:
     return (name,) + tuple(name + s for s in _EXPOSED_SUFFIXES.get(type_, ("",)) if s)
 
 
-# Snapshots (persistence): plain tuples; points and windows pickle as they are.
+# Snapshots (state/snapshot.py writes them from the store, restore() reads them back).
 SNAPSHOT_VERSION = 1
 
 
@@ -276,7 +276,7 @@ class Store:
             self._drop(family, series)
 
     def snapshot(self) -> dict:
-        """The state as plain data (points and windows are picklable), for persistence."""
+        """The state as plain data (rows of groups and of series), as restore() reads it."""
         return {"version": SNAPSHOT_VERSION,
                 "groups": [group_row(g) for g in self.groups.values()],
                 "families": [family_row(f, [series_row(s) for s in f.series.values()])

@@ -180,6 +180,10 @@ BAD_REQUESTS = [
         {"name": "x", "sum": {"dataPoints": [{"asInt": "1", "timeUnixNano": "1", "exemplars": [
             {"asInt": "1", "traceId": "not-hex"}]}]}}]}]}]}), 400),
     ("JSON not UTF-8", JSON, None, b'{"resourceMetrics": "\xff"}', 400),
+    ("JSON key with a lone surrogate escape", JSON, None,
+     b'{"resourceMetrics": [{"\\ud800": 1}]}', 400),
+    ("JSON enum written 1e400", JSON, None, b'{"resourceMetrics": [{"scopeMetrics": [{"metrics": '
+     b'[{"name": "x", "sum": {"aggregationTemporality": 1e400}}]}]}]}', 400),
     ("gzip that is not", PROTOBUF, "gzip", b"this is not gzip", 400),
     ("deflate that is not", JSON, "deflate", b"\x00\x01garbage", 400),
     ("unknown encoding", PROTOBUF, "br-nope", _VALID, 415),

@@ -17,7 +17,9 @@ def test_embedded_default_matches_the_spec():
     assert config.pushgateway.admin_api is False
     assert config.pushgateway.max_body_size == 16 << 20
     assert (config.gravel.expire_after, config.gravel.max_series, config.gravel.rules) == (0, 1_000_000, [])
-    assert (config.gravel.persistence_file, config.gravel.persistence_interval) == ("", 300)
+    storage = config.gravel.storage
+    assert (storage.directory, storage.sync, storage.sync_interval, storage.snapshot_interval) \
+        == ("", "interval", 1.0, 300.0)
 
 
 def test_configs_default_is_the_embedded_default():
@@ -53,9 +55,16 @@ def test_set_overrides_with_yaml_values():
     (["processors.gravel.rules=[{metric: '^a', clear_mode: summary5m}]"], 'processors::gravel::rules::0::clear_mode: invalid clear_mode "summary5m"'),
     (["receivers.otlp.protocols.http.max_body_size=lots"], "receivers::otlp::protocols::http::max_body_size: must be a size"),
     (["service.telemetry.logs.level=loud"], "service::telemetry::logs::level: must be one of"),
-    (["processors.gravel.persistence_file=/tmp/x", "processors.gravel.persistence_interval=0s"],
-     'processors::gravel::persistence_interval: must be > 0 (got "0s")'),
-    (["processors.gravel.persistence_file=[1]"], "processors::gravel::persistence_file: must be a file path"),
+    (["processors.gravel.persistence_file=/tmp/x"],
+     "processors::gravel::persistence_file: removed: the state is kept in "
+     "processors::gravel::storage::directory"),
+    (["processors.gravel.persistence_interval=5m"], "processors::gravel::persistence_interval: removed"),
+    (["processors.gravel.storage.directory=[1]"], "processors::gravel::storage::directory: must be a directory path"),
+    (["processors.gravel.storage.sync=sometimes"],
+     "processors::gravel::storage::sync: must be always, interval or never (got 'sometimes')"),
+    (["processors.gravel.storage.sync_interval=0s"], 'processors::gravel::storage::sync_interval: must be > 0 (got "0s")'),
+    (["processors.gravel.storage.snapshot_interval=-1s"], "processors::gravel::storage::snapshot_interval: must"),
+    (["processors.gravel.storage.path=/x"], "processors::gravel::storage"),
     (["service.telemetry.metrics.address=nowhere"],
      'service::telemetry::metrics::address: must be host:port (got "nowhere")'),
     (["service.telemetry.metrics.address=localhost:4278"],

@@ -16,11 +16,13 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import deque
 
-from ..errors import BodyTooLarge, LimitError
+from ..errors import BodyTooLarge, LimitError, StateUnavailable
 
-# SPEC 7: the outcomes of a receiver request. Every (receiver, outcome) starts at 0, so that a
-# rate() has a series to work on before the first refusal.
-OUTCOMES = ("accepted", "refused", "limited", "too_large", "unauthorized", "forbidden")
+# SPEC 7: the outcomes of a receiver request (and ``unavailable``: 503, the state backend could
+# not keep the record). Every (receiver, outcome) starts at 0, so that a rate() has a series to
+# work on before the first refusal.
+OUTCOMES = ("accepted", "refused", "limited", "too_large", "unauthorized", "forbidden",
+            "unavailable")
 POINT_OUTCOMES = ("accepted", "refused", "limited")
 
 # Seconds. The request buckets are the OTel semantic-convention defaults for
@@ -34,11 +36,14 @@ _REASON_CHARS = 500
 
 
 def outcome_of(exc: Exception) -> str:
-    """The SPEC 7 outcome of a refusal: limited (series limit), too_large, or refused."""
+    """The SPEC 7 outcome of a refusal: limited (series or group limit), too_large,
+    unavailable (the state backend), or refused (bad input, conflict)."""
     if isinstance(exc, LimitError):
         return "limited"
     if isinstance(exc, BodyTooLarge):
         return "too_large"
+    if isinstance(exc, StateUnavailable):
+        return "unavailable"
     return "refused"
 
 

@@ -66,8 +66,8 @@ def _one(read):
 class Telemetry:
     """The MeterProvider, its instruments and the registry the endpoint renders.
 
-    ``store`` is read by duck type (``series_count``, ``groups``, ``max_series``,
-    ``expired_series``, ``expired_groups``); ``extra_gauges`` adds ``(name, unit, help, read)``
+    ``store`` is read by duck type (``exposed_count``, ``groups``, ``max_series``,
+    ``max_groups``, ``expired_series``, ``expired_groups``); ``extra_gauges`` adds ``(name, unit, help, read)``
     gauges of other components (requests in flight, OTLP sources).
     """
 
@@ -94,12 +94,17 @@ class Telemetry:
         counter("otelgravel.receiver.auth_failures",
                 [_observe(stats.auth_failures, ("receiver", "reason"))], unit="{request}",
                 description="Requests refused by an authenticator, by reason.")
-        gauge("otelgravel.store.series", [_one(lambda: store.series_count)], unit="{series}",
-              description="Series the gateway holds.")
+        gauge("otelgravel.store.series", [_one(lambda: store.exposed_count)], unit="{series}",
+              description="Series a scrape shows (at most: empty windows show nothing), each "
+                          "group's push_time_seconds and push_failure_time_seconds included: "
+                          "what max_series bounds.")
         gauge("otelgravel.store.groups", [_one(lambda: len(store.groups))], unit="{group}",
               description="Groups (grouping keys) the gateway holds.")
         gauge("otelgravel.store.series_limit", [_one(lambda: store.max_series)], unit="{series}",
               description="processors::gravel::max_series: pushes past it are refused.")
+        if store.max_groups is not None:
+            gauge("otelgravel.store.groups_limit", [_one(lambda: store.max_groups)],
+                  unit="{group}", description="processors::gravel::max_groups.")
         counter("otelgravel.store.expired_series", [_one(lambda: store.expired_series)],
                 unit="{series}", description="Series removed by expiry (expire_after, windows).")
         counter("otelgravel.store.expired_groups", [_one(lambda: store.expired_groups)],

@@ -20,7 +20,7 @@ ACCEPTED = [("/metrics/job/a", "x 1\n")] * 4 + [
 REFUSED = [
     ("/metrics/job/a", "x{ 1\n", b"line 1"),                               # parse error
     ("/metrics/job/b", "# TYPE y counter\ny 1\n", b"family 'y' is an unknown"),  # conflict
-    ("/metrics/job/d", "v 1\n", b"over the limit max_series=4"),           # series limit
+    ("/metrics/job/d", "v 1\n", b"over the limit max_series=10"),          # series limit
 ]
 
 
@@ -42,22 +42,22 @@ def value(table, name, **labels):
 
 
 def test_counts_after_pushes_refusals_and_scrapes(gateway_factory):
-    gw = gateway_factory(["processors.gravel.max_series=4"])
+    gw = gateway_factory(["processors.gravel.max_series=10"])
     for path, body in ACCEPTED:
         assert gw.push(path, body)[0] == 200
     for path, body, message in REFUSED:
         status, answer, _ = gw.push(path, body)
         assert status == 400 and message in answer, answer
     gw.scrape("text/plain")
-    shown = [s for f in parse_text(gw.scrape("text/plain")) for s in f.samples
-             if not s.name.startswith("push_")]  # push_time_seconds / push_failure_time_seconds
+    shown = [s for f in parse_text(gw.scrape("text/plain")) for s in f.samples]
     assert gw.request("GET", "/no/such/path/12345")[0] == 404
 
     t = samples(gw)
     requests = {o: value(t, "otelgravel_receiver_requests_total", receiver="pushgateway", outcome=o)
-                for o in ("accepted", "refused", "limited", "too_large", "unauthorized", "forbidden")}
+                for o in ("accepted", "refused", "limited", "too_large", "unauthorized", "forbidden",
+                          "unavailable")}
     assert requests == {"accepted": 7, "refused": 2, "limited": 1, "too_large": 0,
-                        "unauthorized": 0, "forbidden": 0}
+                        "unauthorized": 0, "forbidden": 0, "unavailable": 0}
     points = {o: value(t, "otelgravel_receiver_points_total", receiver="pushgateway", outcome=o)
               for o in ("accepted", "refused", "limited")}
     assert points == {"accepted": 8, "refused": 1, "limited": 1}  # the parse error had no points
@@ -65,9 +65,10 @@ def test_counts_after_pushes_refusals_and_scrapes(gateway_factory):
     assert value(t, "otelgravel_exporter_scrapes_total", format="text") == 2
     assert value(t, "otelgravel_exporter_scrapes_total", format="openmetrics") == 0
     assert value(t, "otelgravel_exporter_scrape_duration_seconds_count", format="text") == 2
-    assert value(t, "otelgravel_store_series") == len(shown) == 4
+    # 4 pushed series and the push_time_seconds and push_failure_time_seconds of 3 groups
+    assert value(t, "otelgravel_store_series") == len(shown) == 4 + 2 * 3
     assert value(t, "otelgravel_store_groups") == 3
-    assert value(t, "otelgravel_store_series_limit") == 4
+    assert value(t, "otelgravel_store_series_limit") == 10
     assert value(t, "otelgravel_store_expired_series_total") == 0
 
     duration = "otelgravel_http_server_request_duration_seconds_count"

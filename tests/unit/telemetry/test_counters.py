@@ -1,7 +1,8 @@
 """The plain counters the edges bump: histogram folding, outcomes, the bounded refusal ring."""
 import pytest
 
-from otelgravel.errors import BodyTooLarge, ConflictError, LimitError, ParseError, UnsupportedMediaType
+from otelgravel.errors import (BodyTooLarge, ConflictError, LimitError, ParseError, StateUnavailable,
+                               UnsupportedMediaType)
 from otelgravel.telemetry.counters import REFUSALS_KEPT, BucketHistogram, Stats, outcome_of
 
 
@@ -21,6 +22,7 @@ def test_histogram_folds_into_cumulative_buckets_with_le_semantics():
     (UnsupportedMediaType("x"), "refused"),
     (LimitError("x"), "limited"),
     (BodyTooLarge("x"), "too_large"),
+    (StateUnavailable("x"), "unavailable"),
 ])
 def test_outcome_of(exc, outcome):
     assert outcome_of(exc) == outcome

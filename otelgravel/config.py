@@ -55,6 +55,7 @@ class OtlpConfig:
 class GravelConfig:
     expire_after: float = 0.0
     max_series: int = 1_000_000
+    max_groups: int | None = None  # None: max_series alone bounds the groups (2 series each)
     rules: list[tuple[str, ClearMode]] = field(default_factory=list)
     storage: "StorageConfig" = field(default_factory=lambda: StorageConfig())
 
@@ -255,7 +256,7 @@ def build_config(doc: dict) -> Config:
             c.positive_int(node.get("max_sources"), "receivers::otlp::max_sources", 100_000))
 
     node = c.mapping(processors.get("gravel"), "processors::gravel",
-                     ("expire_after", "max_series", "rules", "storage", "persistence_file",
+                     ("expire_after", "max_series", "max_groups", "rules", "storage", "persistence_file",
                       "persistence_interval"))
     for old in ("persistence_file", "persistence_interval"):
         if old in node:  # not an alias: a directory of log + snapshot replaces the one file
@@ -264,7 +265,9 @@ def build_config(doc: dict) -> Config:
     gravel = GravelConfig(
         c.duration(node.get("expire_after"), "processors::gravel::expire_after", 0.0),
         c.positive_int(node.get("max_series"), "processors::gravel::max_series", 1_000_000),
-        _rules(c, node.get("rules")), _storage(c, node.get("storage")))
+        None, _rules(c, node.get("rules")), _storage(c, node.get("storage")))
+    if node.get("max_groups") is not None:
+        gravel.max_groups = c.positive_int(node["max_groups"], "processors::gravel::max_groups", 0)
 
     node = c.mapping(exporters.get("prometheus"), "exporters::prometheus", ("endpoint",))
     prometheus = PrometheusConfig(

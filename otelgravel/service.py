@@ -36,7 +36,8 @@ class Service:
     def __init__(self, config: Config):
         self.config = config
         self.store = Store(max_series=config.gravel.max_series,
-                           expire_after=config.gravel.expire_after)
+                           expire_after=config.gravel.expire_after,
+                           max_groups=config.gravel.max_groups)
         self.processor = GravelProcessor(self.store, [Rule(p, m) for p, m in config.gravel.rules])
         self.translator: OtlpTranslator | None = None
         self._routes: dict[Endpoint, list] = {}

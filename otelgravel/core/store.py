@@ -8,6 +8,9 @@
   shape (``Batch.shape``) went to; while no series has been removed anywhere since
   (``generation``), the next push of that shape skips every check that only depends on its
   structure and looks nothing up. (A series added elsewhere changes nothing it checked.)
+- ``max_series`` bounds what a scrape shows: the pushed series plus the two gauges of every group
+  (``push_time_seconds``, ``push_failure_time_seconds``), so that pushes to ever new groups, even
+  empty ones, cannot grow the store without bound; ``max_groups`` (optional) bounds the groups.
 - Time comes in as ``now``; nothing here reads a clock or does I/O.
 - Each series keeps its rendered exposition lines (``text``/``om``) until it changes, so a
   scrape re-renders only what was written since the last one.
@@ -40,6 +43,10 @@ _WINDOW_REFUSAL = ('clear_mode "{mode}" on {series}: windowed modes apply to sin
                    "not to a {type}")
 _MODE_REFUSALS = {INFO: _STATE_REFUSAL, STATESET: _STATE_REFUSAL, HISTOGRAM: _WINDOW_REFUSAL,
                   GAUGEHISTOGRAM: _WINDOW_REFUSAL, SUMMARY: _WINDOW_REFUSAL}
+
+
+# Series every group adds to the scrape: push_time_seconds and push_failure_time_seconds.
+SERIES_PER_GROUP = 2
 
 
 def exposed_names(name: str, type_: str) -> tuple[str, ...]:
@@ -171,8 +178,10 @@ def _fold_windowed(series: Series, point: Point, now: float) -> None:
 
 
 class Store:
-    def __init__(self, max_series: int = 1_000_000, expire_after: float = 0.0):
+    def __init__(self, max_series: int = 1_000_000, expire_after: float = 0.0,
+                 max_groups: int | None = None):
         self.max_series = max_series
+        self.max_groups = max_groups  # None: only max_series bounds the groups
         self.expire_after = expire_after
         self.families: dict[str, FamilyState] = {}
         self.groups: dict[Labels, Group] = {}
@@ -214,7 +223,8 @@ class Store:
         memo = group.memo if group is not None else None
         known = (shape is not None and memo is not None and memo[0] is shape
                  and memo[1] == self.generation)
-        plan = self._recheck(batch, memo) if known else self._validate(batch, group_labels)
+        plan = (self._recheck(batch, memo) if known
+                else self._validate(batch, group_labels, group is None))
         if group is None:
             group = self.groups[group_labels] = Group(group_labels)
             self._sorted_groups = None
@@ -236,7 +246,10 @@ class Store:
         For OTLP, whose families are applied one by one: the limit refuses the whole export.
         """
         new = set()
+        new_groups = set()
         for group_labels, batch in pushes:
+            if group_labels not in self.groups:
+                new_groups.add(group_labels)
             names = _names(group_labels)
             for fam in batch:
                 stored = self.families.get(fam.name)
@@ -245,7 +258,7 @@ class Store:
                     key = _with_group(point.labels, group_labels, names)
                     if key not in series:
                         new.add((fam.name, key))
-        self._check_limit(len(new), "export")
+        self._check_limit(len(new), "export", len(new_groups))
 
     def record_failure(self, group_labels: Labels, now: float) -> None:
         """A refused push marks an existing group; it never creates one (the store stays unchanged)."""
@@ -313,7 +326,7 @@ class Store:
 
     def wipe(self) -> None:
         refusals, generation = self.limit_refusals, self.generation
-        self.__init__(self.max_series, self.expire_after)
+        self.__init__(self.max_series, self.expire_after, self.max_groups)
         self.limit_refusals = refusals
         self.generation = generation + 1
 
@@ -341,13 +354,29 @@ class Store:
 
     # ---- internals ---------------------------------------------------------------------------
 
-    def _check_limit(self, new_series: int, what: str) -> None:
-        if new_series and self.series_count + new_series > self.max_series:
-            self.limit_refusals += 1
-            raise LimitError(f"the gateway holds {self.series_count} series and this {what} adds "
-                             f"{new_series}: over the limit max_series={self.max_series}")
+    @property
+    def exposed_count(self) -> int:
+        """The series a scrape shows at most: pushed ones and each group's two gauges."""
+        return self.series_count + SERIES_PER_GROUP * len(self.groups)
 
-    def _validate(self, batch: list[Family], group_labels: Labels) -> list:
+    def _check_limit(self, new_series: int, what: str, new_groups: int = 0) -> None:
+        if not (new_series or new_groups):
+            return
+        if new_groups and self.max_groups is not None \
+                and len(self.groups) + new_groups > self.max_groups:
+            self.limit_refusals += 1
+            raise LimitError(f"the gateway holds {len(self.groups)} groups and this {what} adds "
+                             f"{new_groups}: over the limit max_groups={self.max_groups}")
+        held = self.exposed_count
+        adds = new_series + SERIES_PER_GROUP * new_groups
+        if held + adds > self.max_series:
+            self.limit_refusals += 1
+            groups = (f" (push_time_seconds and push_failure_time_seconds of {new_groups} new "
+                      f"group{'s' if new_groups > 1 else ''} included)" if new_groups else "")
+            raise LimitError(f"the gateway exposes {held} series and this {what} adds {adds}"
+                             f"{groups}: over the limit max_series={self.max_series}")
+
+    def _validate(self, batch: list[Family], group_labels: Labels, new_group: bool) -> list:
         """``[(pushed family, stored family or None, keys, stored series or None per point)]``, or
         the first refusal."""
         plan = []
@@ -407,7 +436,7 @@ class Store:
                 keys.append(key)
                 found.append(series)
             plan.append((fam, existing, keys, found))
-        self._check_limit(new_series, "push")
+        self._check_limit(new_series, "push", 1 if new_group else 0)
         return plan
 
     def _recheck(self, batch: Batch, memo: tuple) -> list:

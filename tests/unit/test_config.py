@@ -51,6 +51,7 @@ def test_set_overrides_with_yaml_values():
     (["receivers.pushgateway.colour=blue"], "receivers::pushgateway::colour: unknown key"),
     (["service.pipelines.metrics.processors=[batch]"], 'service::pipelines::metrics::processors: references processor "batch" which is not configured'),
     (["processors.gravel.max_series=0"], "processors::gravel::max_series: must be a whole number > 0"),
+    (["processors.gravel.max_groups=0"], "processors::gravel::max_groups: must be a whole number > 0"),
     (["processors.gravel.rules=[{metric: '(', clear_mode: sum}]"], "processors::gravel::rules::0::metric: invalid regular expression"),
     (["processors.gravel.rules=[{metric: '^a', clear_mode: summary5m}]"], 'processors::gravel::rules::0::clear_mode: invalid clear_mode "summary5m"'),
     (["receivers.otlp.protocols.http.max_body_size=lots"], "receivers::otlp::protocols::http::max_body_size: must be a size"),

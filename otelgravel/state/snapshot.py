@@ -409,7 +409,8 @@ def decode_snapshot(data, path: str) -> Snapshot:
         raise DamagedFile(path, 0, "empty snapshot") from None
     except DamagedFile:
         raise
-    except (SnapshotError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+    except (SnapshotError, ValueError, KeyError, IndexError, TypeError, AttributeError,
+            RecursionError) as exc:
         raise DamagedFile(path, offset, f"{type(exc).__name__}: {exc}") from None
     return Snapshot(head["position"],
                     {"version": SNAPSHOT_VERSION, "groups": groups,

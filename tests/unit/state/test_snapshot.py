@@ -142,3 +142,11 @@ def test_a_class_the_file_names_that_is_not_ours_is_refused():
     with pytest.raises(DamagedFile, match="posix.system"):
         decode_snapshot(b"".join(fs[:-2]) + frame(evil.encode()) + fs[-1], "snap")
     assert zlib.crc32(b"")  == 0
+
+
+def test_deep_nesting_is_refused_as_damage_not_a_crash():
+    fs = _frames(Store(), None)
+    deep = "[" * 100_000 + "]" * 100_000
+    evil = frame(('{"t":"otlp","sources":' + deep + ',"corrections":[]}').encode())
+    with pytest.raises(DamagedFile, match="RecursionError"):
+        decode_snapshot(b"".join(fs[:-1]) + evil + fs[-1], "snap")

@@ -421,6 +421,8 @@ class FileBackend(StateBackend):
             except (OSError, GravelError) as exc:  # the log still has everything: go on
                 log.error("snapshot failed", extra={"fields": {"directory": self.directory,
                                                                "error": exc}})
+            except Exception:  # a bug: say so, and keep the log growing rather than stop
+                log.exception("snapshot failed", extra={"fields": {"directory": self.directory}})
 
     async def snapshot(self) -> None:
         """Cut the log at the current position and write a snapshot of it from a forked child."""

@@ -26,7 +26,7 @@ USER 10001:10001
 VOLUME /var/lib/otelgravel
 
 # 4278: push API and /metrics scrape (one server); 4318: OTLP/HTTP
-EXPOSE 4278 4318
+EXPOSE 4278 4318 8888
 
 # slim has no curl: ask /-/ready with the interpreter that is already there
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \

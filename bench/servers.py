@@ -141,5 +141,7 @@ def otelgravel_argv(port: int, otlp_port: int) -> list[str]:
         "--set", f"exporters.prometheus.endpoint={HOST}:{port}",
         "--set", f"receivers.otlp.protocols.http.endpoint={HOST}:{otlp_port}",
         "--set", "receivers.pushgateway.admin_api=true",
+        # the gateway's own metrics on a free port (never the shared default localhost:8888)
+        "--set", f"service.telemetry.metrics.address={HOST}:0",
     ]
 

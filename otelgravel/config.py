@@ -80,6 +80,8 @@ class Config:
     gravel: GravelConfig
     prometheus: PrometheusConfig
     log_level: str = "info"
+    telemetry_address: Endpoint | None = None  # service::telemetry::metrics::address; None: off
+    document: dict = field(default_factory=dict)  # the document it was built from (status API)
 
 
 def default_document() -> dict:
@@ -273,15 +275,36 @@ def build_config(doc: dict) -> Config:
     prometheus = PrometheusConfig(
         c.endpoint(node.get("endpoint", "localhost:4278"), "exporters::prometheus::endpoint"))
 
-    telemetry = c.mapping(service.get("telemetry"), "service::telemetry", ("logs",))
+    telemetry = c.mapping(service.get("telemetry"), "service::telemetry", ("logs", "metrics"))
     logs = c.mapping(telemetry.get("logs"), "service::telemetry::logs", ("level",))
     level = logs.get("level", "info")
     if level not in _LOG_LEVELS:
         c.fail("service::telemetry::logs::level", f'must be one of {", ".join(_LOG_LEVELS)} (got "{level}")')
+    telemetry_address = _telemetry_address(c, telemetry, pushgateway, otlp, prometheus)
 
     if c.problems:
         raise ConfigError(c.problems)
-    return Config(pushgateway, otlp, gravel, prometheus, level)
+    return Config(pushgateway, otlp, gravel, prometheus, level, telemetry_address, doc)
+
+
+def _telemetry_address(c: _Checker, telemetry: dict, pushgateway, otlp, prometheus) -> Endpoint | None:
+    """``service::telemetry::metrics::address`` (default localhost:8888, "" = off): its own server,
+    so it may not share another endpoint (both would serve GET /metrics)."""
+    path = "service::telemetry::metrics::address"
+    metrics = c.mapping(telemetry.get("metrics"), "service::telemetry::metrics", ("address",))
+    value = metrics.get("address", "localhost:8888")
+    if value in ("", None):
+        return None
+    address = c.endpoint(value, path)
+    others = [("exporters::prometheus::endpoint", prometheus.endpoint)]
+    if pushgateway is not None:
+        others.append(("receivers::pushgateway::endpoint", pushgateway.endpoint))
+    if otlp is not None:
+        others.append(("receivers::otlp::protocols::http::endpoint", otlp.endpoint))
+    for other_path, endpoint in others:
+        if address is not None and address == endpoint and address.port != 0:
+            c.fail(path, f'must differ from {other_path} (both are "{value}")')
+    return address
 
 
 def _storage(c: _Checker, node) -> StorageConfig:

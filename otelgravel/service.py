@@ -9,6 +9,7 @@ finish in-flight requests, refuse the rest, write the last snapshot, exit 0.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import signal
 import time
@@ -24,12 +25,28 @@ from .receivers.otlp import otlp_routes
 from .receivers.pushgateway import PushgatewayReceiver
 from .state import EXPIRE, Applier, MemoryBackend, Record, StateBackend
 from .state.file import FileBackend
+from .telemetry.counters import Stats
+from .telemetry.meter import Telemetry
 from .translate.otlp import OtlpTranslator
 
 log = logging.getLogger("otelgravel")
 
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("otelgravel")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown"
+
+
+VERSION = _version()
 EXPIRY_TICK_SECONDS = 1.0
 SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+class _OwnServer(Endpoint):
+    """An endpoint that never shares its server (equal to no ``Endpoint``, port 0 included):
+    the telemetry's ``GET /metrics`` is not the exporter's."""
 
 
 class Service:
@@ -46,6 +63,8 @@ class Service:
         self._runners: list[web.ServerRunner] = []
         self._ticker: asyncio.Task | None = None
         self._in_flight = InFlight()
+        self.stats = Stats()  # the edges' counts: the status page and the telemetry read them
+        self.telemetry: Telemetry | None = None
 
         if config.otlp is not None:
             o = config.otlp
@@ -55,16 +74,31 @@ class Service:
         self.applier = Applier(self.processor, self.translator)
         self.state: StateBackend = _backend(config)
 
-        exporter = PrometheusExporter(self.store)
+        exporter = PrometheusExporter(self.store, self.stats)
         self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20)
         if config.pushgateway is not None:
             pg = config.pushgateway
             receiver = PushgatewayReceiver(self.state, admin_api=pg.admin_api,
-                                           max_body=pg.max_body_size)
+                                           max_body=pg.max_body_size, stats=self.stats)
             self._add("pushgateway", pg.endpoint, receiver.routes(), pg.max_body_size)
         if config.otlp is not None:
-            self._add("otlp", o.endpoint, otlp_routes(self.state, max_body=o.max_body_size),
+            self._add("otlp", o.endpoint,
+                      otlp_routes(self.state, max_body=o.max_body_size, stats=self.stats),
                       o.max_body_size)
+        if config.telemetry_address is not None:
+            self.telemetry = self._telemetry()
+            address = _OwnServer(config.telemetry_address.host, config.telemetry_address.port)
+            self._add("telemetry", address, self.telemetry.routes(), 1 << 16)
+
+    def _telemetry(self) -> Telemetry:
+        gauges = [("otelgravel.http_server.active_requests", "{request}",
+                   "Requests in their handlers (bodies still arriving included).",
+                   lambda: self._in_flight.count)]
+        if self.translator is not None:
+            gauges.append(("otelgravel.receiver.otlp.sources", "{source}",
+                           "Cumulative OTLP sources remembered for differencing.",
+                           lambda: len(self.translator)))
+        return Telemetry(self.stats, self.store, VERSION, gauges)
 
     def _add(self, component: str, endpoint: Endpoint, routes: list, max_body: int) -> None:
         self._routes.setdefault(endpoint, []).extend(routes)
@@ -82,7 +116,9 @@ class Service:
                 return web.BaseRequest(message, payload, protocol, writer, task, loop,
                                        client_max_size=max_body)
 
-            router = Router(routes, self._in_flight)
+            timed = self.telemetry is not None and not isinstance(endpoint, _OwnServer)
+            router = Router(routes, self._in_flight,
+                            self.stats.request_duration if timed else None)
             # auto_decompress off: the receivers decode bodies themselves, under the size cap
             server = web.Server(router, request_factory=make_request, access_log=None,
                                 auto_decompress=False)
@@ -136,6 +172,8 @@ class Service:
         await self.state.close()
         for runner in self._runners:
             await runner.cleanup()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
         log.info("stopped", extra={"fields": {"series": self.store.series_count}})
 
 

@@ -187,6 +187,8 @@ class Store:
         self.groups: dict[Labels, Group] = {}
         self.series_count = 0
         self.limit_refusals = 0  # pushes refused by max_series, since start
+        self.expired_series = 0  # series dropped by expiry (idle or empty window), since start
+        self.expired_groups = 0  # idle empty groups dropped by expiry, since start
         self._owners: dict[str, str] = {}  # exposed sample name -> family name
         self._sorted_families: list[FamilyState] | None = None
         self._sorted_groups: list[Group] | None = None
@@ -326,8 +328,10 @@ class Store:
 
     def wipe(self) -> None:
         refusals, generation = self.limit_refusals, self.generation
+        expired = self.expired_series, self.expired_groups
         self.__init__(self.max_series, self.expire_after, self.max_groups)
         self.limit_refusals = refusals
+        self.expired_series, self.expired_groups = expired
         self.generation = generation + 1
 
     def expire(self, now: float) -> int:
@@ -350,6 +354,8 @@ class Store:
                 del self.groups[group.labels]
                 self._empty_groups.discard(group)
                 self._sorted_groups = None
+                self.expired_groups += 1
+        self.expired_series += dropped
         return dropped
 
     # ---- internals ---------------------------------------------------------------------------

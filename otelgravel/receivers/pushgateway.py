@@ -18,6 +18,7 @@ from ..formats.negotiation import push_format
 from ..http_errors import error_response
 from ..state import DELETE, FAILURE, PUSH, WIPE, Record, StateBackend
 from ..state.applier import PARSERS
+from ..telemetry.counters import Stats, batch_points
 from .grouping import parse_grouping_key
 
 log = logging.getLogger("otelgravel.pushgateway")
@@ -32,8 +33,9 @@ _format_for = lru_cache(maxsize=64)(
 
 class PushgatewayReceiver:
     def __init__(self, state: StateBackend, *, admin_api: bool = False,
-                 max_body: int = 16 << 20):
+                 max_body: int = 16 << 20, stats: Stats | None = None):
         self.state = state
+        self.stats = stats if stats is not None else Stats()
         self.admin_api = admin_api
         self.max_body = max_body
 
@@ -59,6 +61,7 @@ class PushgatewayReceiver:
     async def push(self, request: web.Request) -> web.Response:
         now = time.time()
         group = ()
+        batch = ()
         try:
             group = self._group(request)
             content = request.content
@@ -71,15 +74,17 @@ class PushgatewayReceiver:
             batch = parse(body)
         except GravelError as exc:  # refused before the state: a FAILURE record marks the group
             await self._refused(group, now)
-            return self._refusal(request, exc)
+            return self._refusal(request, exc, group, batch, now)
         try:  # a refusal by the store is recorded by the applier itself
             await self.state.submit(Record(PUSH, now, group, fmt, body, batch))
         except GravelError as exc:
-            return self._refusal(request, exc)
+            return self._refusal(request, exc, group, batch, now)
+        self.stats.accepted("pushgateway", batch_points(batch))
         return web.Response(status=200)
 
-    @staticmethod
-    def _refusal(request: web.Request, exc: GravelError) -> web.Response:
+    def _refusal(self, request: web.Request, exc: GravelError, group, batch,
+                 now: float) -> web.Response:
+        self.stats.refused("pushgateway", exc, batch_points(batch), group, request.remote, now)
         log.log(logging.WARNING if isinstance(exc, (LimitError, StateUnavailable)) else logging.DEBUG,
                 "push refused", extra={"fields": {"path": request.path, "reason": str(exc)}})
         return error_response(exc)

@@ -66,6 +66,13 @@ def test_set_overrides_with_yaml_values():
     (["processors.gravel.storage.sync_interval=0s"], 'processors::gravel::storage::sync_interval: must be > 0 (got "0s")'),
     (["processors.gravel.storage.snapshot_interval=-1s"], "processors::gravel::storage::snapshot_interval: must"),
     (["processors.gravel.storage.path=/x"], "processors::gravel::storage"),
+    (["service.telemetry.metrics.address=nowhere"],
+     'service::telemetry::metrics::address: must be host:port (got "nowhere")'),
+    (["service.telemetry.metrics.address=localhost:4278"],
+     'service::telemetry::metrics::address: must differ from exporters::prometheus::endpoint'),
+    (["service.telemetry.metrics.address=localhost:4318"],
+     'service::telemetry::metrics::address: must differ from receivers::otlp::protocols::http::endpoint'),
+    (["service.telemetry.metrics.colour=red"], "service::telemetry::metrics::colour: unknown key"),
 ])
 def test_each_problem_names_its_key(sets, problem):
     with pytest.raises(ConfigError) as err:
@@ -91,3 +98,14 @@ def test_unreadable_and_invalid_files(tmp_path):
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_is_valid(path):
     load_config(str(path))
+
+
+@pytest.mark.parametrize("sets, address", [
+    ([], Endpoint("localhost", 8888)),
+    (["service.telemetry.metrics.address=0.0.0.0:9999"], Endpoint("0.0.0.0", 9999)),
+    (["service.telemetry.metrics.address="], None),
+    (["service.telemetry.metrics.address=''"], None),
+])
+def test_telemetry_address(sets, address):
+    assert load_config(None, sets).telemetry_address == address
+

@@ -35,11 +35,24 @@ class Endpoint:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+@dataclass(frozen=True)
+class HttpLimits:
+    """One HTTP endpoint's server limits, in the Collector's confighttp spelling (0 = off)."""
+    read_header_timeout: float = 10.0
+    read_timeout: float = 60.0     # a request's first byte to the end of its body
+    idle_timeout: float = 60.0     # a kept-alive connection with no request
+    max_connections: int = 10_000  # more are closed at accept, counted and logged
+
+
+HTTP_LIMIT_KEYS = ("read_header_timeout", "read_timeout", "idle_timeout", "max_connections")
+
+
 @dataclass
 class PushgatewayConfig:
     endpoint: Endpoint
     admin_api: bool = False
     max_body_size: int = 16 << 20
+    limits: HttpLimits = HttpLimits()
 
 
 @dataclass
@@ -49,6 +62,7 @@ class OtlpConfig:
     keep_instance: bool = False
     source_ttl: float = 3600.0
     max_sources: int = 100_000
+    limits: HttpLimits = HttpLimits()
 
 
 @dataclass
@@ -71,6 +85,7 @@ class StorageConfig:
 @dataclass
 class PrometheusConfig:
     endpoint: Endpoint
+    limits: HttpLimits | None = None  # None: the defaults, or those of the receiver it shares with
 
 
 @dataclass
@@ -236,12 +251,13 @@ def build_config(doc: dict) -> Config:
     pushgateway = None
     if "pushgateway" in used["receivers"]:
         node = c.mapping(receivers["pushgateway"], "receivers::pushgateway",
-                         ("endpoint", "admin_api", "max_body_size"))
+                         ("endpoint", "admin_api", "max_body_size") + HTTP_LIMIT_KEYS)
         endpoint = c.endpoint(node.get("endpoint", "localhost:4278"), "receivers::pushgateway::endpoint")
         pushgateway = PushgatewayConfig(
             endpoint,
             c.boolean(node.get("admin_api"), "receivers::pushgateway::admin_api", False),
-            c.size(node.get("max_body_size"), "receivers::pushgateway::max_body_size", 16 << 20))
+            c.size(node.get("max_body_size"), "receivers::pushgateway::max_body_size", 16 << 20),
+            _http_limits(c, node, "receivers::pushgateway"))
 
     otlp = None
     if "otlp" in used["receivers"]:
@@ -249,13 +265,14 @@ def build_config(doc: dict) -> Config:
                          ("protocols", "keep_instance", "source_ttl", "max_sources"))
         protocols = c.mapping(node.get("protocols"), "receivers::otlp::protocols", ("http",))
         http = c.mapping(protocols.get("http"), "receivers::otlp::protocols::http",
-                         ("endpoint", "max_body_size"))
+                         ("endpoint", "max_body_size") + HTTP_LIMIT_KEYS)
         otlp = OtlpConfig(
             c.endpoint(http.get("endpoint", "localhost:4318"), "receivers::otlp::protocols::http::endpoint"),
             c.size(http.get("max_body_size"), "receivers::otlp::protocols::http::max_body_size", 16 << 20),
             c.boolean(node.get("keep_instance"), "receivers::otlp::keep_instance", False),
             c.duration(node.get("source_ttl"), "receivers::otlp::source_ttl", 3600.0),
-            c.positive_int(node.get("max_sources"), "receivers::otlp::max_sources", 100_000))
+            c.positive_int(node.get("max_sources"), "receivers::otlp::max_sources", 100_000),
+            _http_limits(c, http, "receivers::otlp::protocols::http"))
 
     node = c.mapping(processors.get("gravel"), "processors::gravel",
                      ("expire_after", "max_series", "max_groups", "rules", "storage", "persistence_file",
@@ -271,9 +288,16 @@ def build_config(doc: dict) -> Config:
     if node.get("max_groups") is not None:
         gravel.max_groups = c.positive_int(node["max_groups"], "processors::gravel::max_groups", 0)
 
-    node = c.mapping(exporters.get("prometheus"), "exporters::prometheus", ("endpoint",))
+    node = c.mapping(exporters.get("prometheus"), "exporters::prometheus",
+                     ("endpoint",) + HTTP_LIMIT_KEYS)
     prometheus = PrometheusConfig(
-        c.endpoint(node.get("endpoint", "localhost:4278"), "exporters::prometheus::endpoint"))
+        c.endpoint(node.get("endpoint", "localhost:4278"), "exporters::prometheus::endpoint"),
+        _http_limits(c, node, "exporters::prometheus") if any(k in node for k in HTTP_LIMIT_KEYS)
+        else None)
+    if prometheus.limits is not None and pushgateway is not None \
+            and prometheus.endpoint == pushgateway.endpoint and prometheus.limits != pushgateway.limits:
+        c.fail("exporters::prometheus", "shares its endpoint (one server) with receivers::pushgateway: "
+               f"its {', '.join(HTTP_LIMIT_KEYS)} must be the same or absent")
 
     telemetry = c.mapping(service.get("telemetry"), "service::telemetry", ("logs", "metrics"))
     logs = c.mapping(telemetry.get("logs"), "service::telemetry::logs", ("level",))
@@ -327,6 +351,19 @@ def _storage(c: _Checker, node) -> StorageConfig:
         c.fail(f"{path}::snapshot_interval",
                f'must be > 0 (got "{node.get("snapshot_interval")}")')
     return StorageConfig(directory, sync, sync_interval, snapshot_interval)
+
+
+def _http_limits(c: _Checker, node: dict, path: str) -> HttpLimits:
+    d = HttpLimits()
+    limits = HttpLimits(
+        c.duration(node.get("read_header_timeout"), f"{path}::read_header_timeout", d.read_header_timeout),
+        c.duration(node.get("read_timeout"), f"{path}::read_timeout", d.read_timeout),
+        c.duration(node.get("idle_timeout"), f"{path}::idle_timeout", d.idle_timeout),
+        0 if node.get("max_connections") == 0 else  # 0: no bound
+        c.positive_int(node.get("max_connections"), f"{path}::max_connections", d.max_connections))
+    if limits.idle_timeout <= 0:
+        c.fail(f"{path}::idle_timeout", f'must be > 0 (got "{node.get("idle_timeout")}")')
+    return limits
 
 
 def _rules(c: _Checker, node) -> list[tuple[str, ClearMode]]:

@@ -6,6 +6,7 @@ lets shutdown wait for requests that have started, bodies still arriving include
 from __future__ import annotations
 
 import asyncio
+import logging
 from time import perf_counter
 
 from aiohttp import HttpVersion11, web
@@ -13,6 +14,7 @@ from aiohttp import HttpVersion11, web
 from .errors import StateUnavailable
 from .http_errors import error_response
 
+log = logging.getLogger("otelgravel.http")
 # Request methods kept as they are in the duration histogram (OTel semconv); others are _OTHER.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"})
 
@@ -84,6 +86,11 @@ class Router:
         except asyncio.CancelledError:
             status = 0  # the client went away: no answer to time
             raise
+        except ConnectionError as exc:  # the client went away mid-body: nobody to answer
+            status = 0
+            log.debug("upload aborted", extra={"fields": {
+                "path": path, "client": request.remote, "error": exc}})
+            return web.Response(status=400)
         finally:
             in_flight.count -= 1
             if in_flight.draining and not in_flight.count:

@@ -16,9 +16,10 @@ import time
 
 from aiohttp import web
 
-from .config import Config, Endpoint
+from .config import Config, Endpoint, HttpLimits
 from .core.store import Store
 from .exporters.prometheus import PrometheusExporter
+from .http_limits import LimitedServer, raise_fd_limit
 from .http_server import InFlight, Router
 from .processor import GravelProcessor, Rule
 from .receivers.otlp import otlp_routes
@@ -60,6 +61,7 @@ class Service:
         self.translator: OtlpTranslator | None = None
         self._routes: dict[Endpoint, list] = {}
         self._max_body: dict[Endpoint, int] = {}
+        self._limits: dict[Endpoint, HttpLimits] = {}
         self._by_endpoint: dict[Endpoint, list[str]] = {}  # endpoint -> components served there
         self._runners: list[web.ServerRunner] = []
         self._ticker: asyncio.Task | None = None
@@ -76,18 +78,19 @@ class Service:
         self.state: StateBackend = _backend(config)
 
         exporter = PrometheusExporter(self.store, self.stats)
-        self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20)
+        self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20,
+                  config.prometheus.limits)
         status = StatusRoutes(self.store, self.stats, config, VERSION, time.time())
         self._add("status", config.prometheus.endpoint, status.routes(), 1 << 20)
         if config.pushgateway is not None:
             pg = config.pushgateway
             receiver = PushgatewayReceiver(self.state, admin_api=pg.admin_api,
                                            max_body=pg.max_body_size, stats=self.stats)
-            self._add("pushgateway", pg.endpoint, receiver.routes(), pg.max_body_size)
+            self._add("pushgateway", pg.endpoint, receiver.routes(), pg.max_body_size, pg.limits)
         if config.otlp is not None:
             self._add("otlp", o.endpoint,
                       otlp_routes(self.state, max_body=o.max_body_size, stats=self.stats),
-                      o.max_body_size)
+                      o.max_body_size, o.limits)
         if config.telemetry_address is not None:
             self.telemetry = self._telemetry()
             address = _OwnServer(config.telemetry_address.host, config.telemetry_address.port)
@@ -103,7 +106,10 @@ class Service:
                            lambda: len(self.translator)))
         return Telemetry(self.stats, self.store, VERSION, gauges)
 
-    def _add(self, component: str, endpoint: Endpoint, routes: list, max_body: int) -> None:
+    def _add(self, component: str, endpoint: Endpoint, routes: list, max_body: int,
+             limits: HttpLimits | None = None) -> None:
+        if limits is not None:  # a shared server: the first that names its limits
+            self._limits.setdefault(endpoint, limits)
         self._routes.setdefault(endpoint, []).extend(routes)
         self._max_body[endpoint] = max(self._max_body.get(endpoint, 0), max_body)
         self._by_endpoint.setdefault(endpoint, []).append(component)
@@ -111,6 +117,7 @@ class Service:
     async def start(self) -> None:
         await self.state.open(self.applier)
         loop = asyncio.get_running_loop()
+        fds, _ = raise_fd_limit()
         for endpoint, routes in self._routes.items():
             max_body = self._max_body[endpoint]
 
@@ -123,8 +130,10 @@ class Service:
             router = Router(routes, self._in_flight,
                             self.stats.request_duration if timed else None)
             # auto_decompress off: the receivers decode bodies themselves, under the size cap
-            server = web.Server(router, request_factory=make_request, access_log=None,
-                                auto_decompress=False)
+            limits = self._limits.get(endpoint, HttpLimits())
+            server = LimitedServer(router, limits=limits, endpoint=str(endpoint),
+                                   request_factory=make_request, access_log=None,
+                                   auto_decompress=False)
             runner = web.ServerRunner(server, handle_signals=False,
                                       shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
             await runner.setup()
@@ -134,7 +143,8 @@ class Service:
             host, port = runner.addresses[0][:2]  # the real port when the config said 0
             bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             log.info("listening", extra={"fields": {
-                "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound}})
+                "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound,
+                "max_connections": limits.max_connections, "max_open_files": fds}})
         self._ticker = asyncio.create_task(self._tick())
 
     async def _tick(self) -> None:

@@ -21,10 +21,13 @@ BGSAVE: the child encodes the state of that instant from its copy-on-write memor
 under an unpredictable temporary name (O_CREAT|O_EXCL|O_NOFOLLOW), fsyncs it, renames it to
 ``snapshot`` and fsyncs the directory, while the parent goes on serving. Then the parent deletes
 the segments the snapshot holds. Why fork: a consistent cut of a million series in the event
-loop takes seconds of encoding (measured: about 4 µs a series), and encoding in steps would need
-copy-on-write of every series touched meanwhile; fork gives the cut for the price of copying the
-page tables (tens of milliseconds for GBs) and costs memory only for the pages the parent writes
-while the child runs. The child dies with the parent (PR_SET_PDEATHSIG) and holds the lock.
+loop would stall pushes for the whole encoding (measured: 9 to 14 s for 1,000,000 series, about
+10 µs a series), and encoding in steps would need copy-on-write of every series touched
+meanwhile; fork gives the exact cut for the price of copying the page tables (measured: 28 ms
+with 1,000,000 series, 1.2 GB resident; pushes meanwhile: p99 0.6 ms, worst 53 ms) and costs
+memory only for the pages the parent writes while the child runs. The child dies with the
+parent (PR_SET_PDEATHSIG) and holds the lock, so no second gateway opens the directory while
+it writes.
 
 Start: the snapshot (if any), then every segment in order; records at or before the snapshot's
 position are skipped, so a crash between a snapshot and the deletion of the segments it holds
@@ -421,6 +424,8 @@ class FileBackend(StateBackend):
             except (OSError, GravelError) as exc:  # the log still has everything: go on
                 log.error("snapshot failed", extra={"fields": {"directory": self.directory,
                                                                "error": exc}})
+            except Exception:  # a bug: say so, and keep the log growing rather than stop
+                log.exception("snapshot failed", extra={"fields": {"directory": self.directory}})
 
     async def snapshot(self) -> None:
         """Cut the log at the current position and write a snapshot of it from a forked child."""

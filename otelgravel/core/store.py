@@ -142,8 +142,23 @@ def _with_group(labels: Labels, group: Labels, names: frozenset) -> Labels:
 
 
 def _negative(name: str, key: Labels, value: float) -> InputError:
-    return InputError(f"counter {format_series(name, key)} has the negative value {value}: "
-                      "counters only go up")
+    what = "the value NaN" if value != value else f"the negative value {value}"
+    return InputError(f"counter {format_series(name, key)} has {what}: counters only go up "
+                      "(OpenMetrics refuses NaN and negative counters)")
+
+
+def _summary_problem(name: str, key: Labels, point: Point) -> InputError | None:
+    """OpenMetrics: a summary's quantile values and count are never negative (NaN quantiles are
+    allowed: no observations), its count never NaN."""
+    count = point.count
+    if count is not None and not count >= 0:
+        return InputError(f"summary {format_series(name, key)} has the count {count}: "
+                          "a count is never negative nor NaN")
+    for q, v in point.quantiles or ():
+        if v < 0:
+            return InputError(f"summary {format_series(name, key)} has the negative quantile "
+                              f"value {v} for quantile {q}: OpenMetrics refuses negative quantiles")
+    return None
 
 
 def _a(word: str) -> str:
@@ -411,6 +426,7 @@ class Store:
                 stored = {}
             refused_kinds = _REFUSED_KINDS.get(fam.type, ())
             is_counter = fam.type == COUNTER
+            is_summary = fam.type == SUMMARY
             seen = set() if len(points) > 1 else None
             keys = []
             found = []
@@ -437,8 +453,12 @@ class Store:
                 if refused_kinds and point.mode.kind in refused_kinds:
                     raise InputError(_MODE_REFUSALS[fam.type].format(
                         mode=point.mode.text, series=format_series(fam.name, key), type=fam.type))
-                if is_counter and point.value < 0:
+                if is_counter and not point.value >= 0:  # NaN too
                     raise _negative(fam.name, key, point.value)
+                if is_summary:
+                    problem = _summary_problem(fam.name, key, point)
+                    if problem is not None:
+                        raise problem
                 keys.append(key)
                 found.append(series)
             plan.append((fam, existing, keys, found))
@@ -457,8 +477,13 @@ class Store:
             start = end
             if fam.type == COUNTER:
                 for point, stored in zip(fam.points, found):
-                    if point.value < 0:
+                    if not point.value >= 0:  # NaN too
                         raise _negative(fam.name, stored.key, point.value)
+            elif fam.type == SUMMARY:
+                for point, stored in zip(fam.points, found):
+                    problem = _summary_problem(fam.name, stored.key, point)
+                    if problem is not None:
+                        raise problem
             plan.append((fam, family, None, found))
         return plan
 

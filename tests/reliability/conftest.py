@@ -5,7 +5,7 @@ import resource
 
 import pytest
 
-from tests.e2e.conftest import Gateway, gateway_factory  # noqa: F401  (fixtures for this folder)
+from tests.e2e.conftest import Gateway, gateway, gateway_factory, shared_gateway  # noqa: F401
 
 
 @pytest.fixture(scope="session", autouse=True)

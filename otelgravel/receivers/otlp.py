@@ -30,6 +30,7 @@ from ..errors import DecodeError, GravelError, UnsupportedMediaType
 from ..formats.decoding import decode_body
 from ..http_errors import error_response
 from ..state import OTLP, Record, StateBackend
+from ..telemetry.counters import Stats
 
 PATH = "/v1/metrics"
 PROTOBUF = "application/x-protobuf"
@@ -105,7 +106,10 @@ def _join(errors: list[str]) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
-def otlp_routes(state: StateBackend, *, max_body: int) -> list[web.RouteDef]:
+def otlp_routes(state: StateBackend, *, max_body: int,
+                stats: Stats | None = None) -> list[web.RouteDef]:
+    stats = stats if stats is not None else Stats()
+
     async def export(request: web.Request) -> web.Response:
         now = time.time()
         content_type = request.content_type
@@ -120,7 +124,14 @@ def otlp_routes(state: StateBackend, *, max_body: int) -> list[web.RouteDef]:
                 body = message.SerializeToString()
             result = await state.submit(Record(OTLP, now, (), "", body, message))
         except GravelError as exc:
+            stats.refused("otlp", exc, 0, (), request.remote, now)
             return error_response(exc, otlp=True)
+        stats.accepted("otlp", result.accepted)
+        if result.rejected:
+            stats.refused_points("otlp", "refused", result.rejected)
+            stats.otlp_partial_success += 1
+            for group, exc in result.refusals:
+                stats.refusal("otlp", exc, group, request.remote, now)
         return encode_response(result.rejected, _join(result.errors), content_type)
 
     return [web.post(PATH, export)]

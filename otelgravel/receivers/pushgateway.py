@@ -12,12 +12,14 @@ from functools import lru_cache
 
 from aiohttp import web
 
-from ..errors import GravelError, LimitError, StateUnavailable
+from .. import hints
+from ..errors import GravelError, LimitError, ParseError, StateUnavailable
 from ..formats.decoding import decode_body
 from ..formats.negotiation import push_format
 from ..http_errors import error_response
 from ..state import DELETE, FAILURE, PUSH, WIPE, Record, StateBackend
 from ..state.applier import PARSERS
+from ..telemetry.counters import Stats, batch_points
 from .grouping import parse_grouping_key
 
 log = logging.getLogger("otelgravel.pushgateway")
@@ -32,8 +34,11 @@ _format_for = lru_cache(maxsize=64)(
 
 class PushgatewayReceiver:
     def __init__(self, state: StateBackend, *, admin_api: bool = False,
-                 max_body: int = 16 << 20):
+                 max_body: int = 16 << 20, stats: Stats | None = None,
+                 elsewhere: dict[str, str] | None = None):
         self.state = state
+        self.elsewhere = {} if elsewhere is None else elsewhere  # component -> URL, for hints
+        self.stats = stats if stats is not None else Stats()
         self.admin_api = admin_api
         self.max_body = max_body
 
@@ -59,6 +64,8 @@ class PushgatewayReceiver:
     async def push(self, request: web.Request) -> web.Response:
         now = time.time()
         group = ()
+        batch = ()
+        body = b""
         try:
             group = self._group(request)
             content = request.content
@@ -70,16 +77,20 @@ class PushgatewayReceiver:
             fmt, parse = _format_for(request.headers.get("Content-Type"))
             batch = parse(body)
         except GravelError as exc:  # refused before the state: a FAILURE record marks the group
+            if isinstance(exc, ParseError):
+                exc = hints.push_body(exc, body, self.elsewhere)
             await self._refused(group, now)
-            return self._refusal(request, exc)
+            return self._refusal(request, exc, group, batch, now)
         try:  # a refusal by the store is recorded by the applier itself
             await self.state.submit(Record(PUSH, now, group, fmt, body, batch))
         except GravelError as exc:
-            return self._refusal(request, exc)
+            return self._refusal(request, exc, group, batch, now)
+        self.stats.accepted("pushgateway", batch_points(batch))
         return web.Response(status=200)
 
-    @staticmethod
-    def _refusal(request: web.Request, exc: GravelError) -> web.Response:
+    def _refusal(self, request: web.Request, exc: GravelError, group, batch,
+                 now: float) -> web.Response:
+        self.stats.refused("pushgateway", exc, batch_points(batch), group, request.remote, now)
         log.log(logging.WARNING if isinstance(exc, (LimitError, StateUnavailable)) else logging.DEBUG,
                 "push refused", extra={"fields": {"path": request.path, "reason": str(exc)}})
         return error_response(exc)

@@ -11,6 +11,16 @@ the log order decided) and the state are those a replay, or another replica, com
   ``sync`` policy, snapshots every ``snapshot_interval``, replays on start.
 - the Redis backend (``redis_*.py``): a stream every replica reads.
 
+Refinements of /work/coord/STATE_CONTRACT.md's proposal (same shape): two more record kinds,
+``FAILURE`` (a push refused before it reached the store marks its group's push_failure_time; a
+refusal by the store is recorded by the applier itself) and ``EXPIRE`` (the service's expiry
+tick submits ``Record(EXPIRE, now)`` when ``Applier.expiry_due(now)``, so expiry happens in log
+order and a replay, or a replica, expires exactly what the live gateway did, whatever its own
+clock says); an OTLP record's result is an ``OtlpResult`` (rejected points, reasons).
+
+The log holds what came in (the grouping key and the body), not the resolved batch: a replay
+decides clear modes, limits and conflicts under the configuration of the gateway that replays.
+
 Time inside ``apply`` is ``record.time``, never a clock. Records are encoded by
 ``encode_record``/``decode_record`` (``record.py``), snapshots by ``snapshot.py``. A backend
 that cannot make a record durable raises ``StateUnavailable`` (HTTP 503 with Retry-After) and

@@ -26,13 +26,17 @@ _MAX_ERRORS = 10
 
 
 class OtlpResult:
-    """An export's partial success: points refused and (the first few) reasons."""
+    """An export's partial success: points refused and (the first few) reasons; for the
+    telemetry, the points accepted and each refused family's (group, error)."""
 
-    __slots__ = ("rejected", "errors")
+    __slots__ = ("rejected", "errors", "accepted", "refusals")
 
-    def __init__(self, rejected: int, errors: list[str]):
+    def __init__(self, rejected: int, errors: list[str], accepted: int = 0,
+                 refusals: list | None = None):
         self.rejected = rejected
         self.errors = errors
+        self.accepted = accepted
+        self.refusals = refusals if refusals is not None else []
 
 
 class Applier:
@@ -89,19 +93,23 @@ class Applier:
         processor.check_capacity(translation.groups)
         rejected = translation.rejected
         errors = list(translation.errors)
+        accepted = 0
+        refusals = []
         for group, families in translation.groups:
             refused = processor.push_each(group, families, now)
             refused_ids = {id(family) for family, _ in refused}
             for family in families:
                 if id(family) not in refused_ids:
                     translation.commit(family)
+                    accepted += len(family.points)
             for family, exc in refused:
                 rejected += len(family.points)
+                refusals.append((group, exc))
                 if len(errors) < _MAX_ERRORS:
                     errors.append(str(exc))
         for group, name, labels in translation.removals:
             processor.remove_series(group, name, labels)
-        return OtlpResult(rejected, errors)
+        return OtlpResult(rejected, errors, accepted, refusals)
 
     def _expire(self, now: float) -> int:
         dropped = self.processor.expire(now)

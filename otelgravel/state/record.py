@@ -14,6 +14,7 @@ that is not a whole record raises ``RecordError``.
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 
 from ..errors import GravelError
 
@@ -34,6 +35,7 @@ _FORMAT_CODE = {name: code for code, name in enumerate(FORMATS)}
 _HEAD = struct.Struct("<BBdH")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
+_TAIL = struct.Struct("<BI")
 
 
 class RecordError(GravelError):
@@ -64,14 +66,20 @@ class Record:
             getattr(self, k) == getattr(other, k) for k in ("kind", "time", "group", "fmt", "body"))
 
 
-def encode_record(r: Record) -> bytes:
-    parts = [_HEAD.pack(VERSION, r.kind, r.time, len(r.group))]
-    for name, value in r.group:
+@lru_cache(maxsize=8192)  # a function instance pushes to the same group again and again
+def _group_bytes(group: tuple) -> bytes:
+    parts = []
+    for name, value in group:
         n = name.encode()
         v = value.encode()
         parts += (_U16.pack(len(n)), n, _U32.pack(len(v)), v)
-    parts += (bytes((_FORMAT_CODE[r.fmt],)), _U32.pack(len(r.body)), r.body)
     return b"".join(parts)
+
+
+def encode_record(r: Record) -> bytes:
+    body = r.body
+    return b"".join((_HEAD.pack(VERSION, r.kind, r.time, len(r.group)), _group_bytes(r.group),
+                     _TAIL.pack(_FORMAT_CODE[r.fmt], len(body)), body))
 
 
 def decode_record(b: bytes) -> Record:

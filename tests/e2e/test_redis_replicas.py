@@ -309,3 +309,23 @@ def test_cluster_master_failover_keeps_acknowledged_pushes(gateway_factory, redi
         assert until(lambda: acked <= totals(gw)[0] <= tried, timeout=5), (totals(gw), acked, tried)
     assert_identical(gws)
     assert cluster.node_for("{" + PREFIX + ":p0}").port != master.port
+
+
+def test_snapshot_in_redis_trims_the_log_and_a_new_replica_starts_from_it(gateway_factory, redis_node):
+    a, b = start_replicas(gateway_factory, [redis_node.address], 2,
+                          "processors.gravel.storage.snapshot_interval=1s")
+    stream = "{" + PREFIX + ":p0}:log"
+    for i in range(60):
+        assert post((a, b)[i % 2].url + "/metrics/job/load", COUNTER.format(v=1))[0] == 200
+    assert until(lambda: cli(redis_node.port, "hget", "{" + PREFIX + ":p0}:snapshot", "position").strip(),
+                 timeout=5)
+    for i in range(40):
+        assert post((a, b)[i % 2].url + "/metrics/job/load", COUNTER.format(v=1))[0] == 200
+    # two snapshots later the log behind the older one is gone
+    assert until(lambda: int(cli(redis_node.port, "xlen", stream).strip()) < 100, timeout=8), \
+        cli(redis_node.port, "xlen", stream)
+    late = gateway_factory(replica_sets([redis_node.address]))
+    wait_ready(late)
+    assert counter_total(late) == 100
+    assert "redis state loaded" in "\n".join(late.log)
+    assert_identical([a, b, late])

@@ -1,13 +1,14 @@
-"""The ``otelgravel`` command: ``otelgravel [--config FILE] [--set dotted.key=value ...]``."""
+"""The otelgravel command: otelgravel [--config FILE] [--set dotted.key=value ...]."""
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import logging
+import re
 import sys
 import time
 
+from . import __version__
 from .config import load_config
 from .errors import ConfigError, GravelError
 
@@ -26,16 +27,35 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+# Every character that could end a line or hide in one: C0/C1 controls and DEL, the Unicode line
+# and paragraph separators, and the format characters that reorder text (bidi overrides). A client
+# controls paths and label values that reach log fields, so none of these is written raw.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\\"]')
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match) -> str:
+    c = match.group()
+    return _ESCAPES.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+
 def _quote(text: str) -> str:
+    """A logfmt value: bare when it is plain, else quoted with every unsafe character escaped,
+    so that a log line is always one line whatever a client sent."""
     if text and all(c.isalnum() or c in "._:/-,@[]" for c in text):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return '"' + _UNSAFE.sub(_escape, text) + '"'
+
+
+# plain text: argparse prints it as it is (the module docstring is for readers of the code)
+DESCRIPTION = ("An aggregating metrics gateway: Pushgateway-compatible pushes and OTLP/HTTP in, "
+               "one Prometheus scrape out. With no options it runs the embedded default config "
+               "(push and scrape on localhost:4278, OTLP on localhost:4318).")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="otelgravel", description=__doc__)
-    parser.add_argument("--version", action="version",
-                        version=f"otelgravel {importlib.metadata.version('otelgravel')}")
+    parser = argparse.ArgumentParser(prog="otelgravel", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"otelgravel {__version__}")
     parser.add_argument("--config", metavar="FILE", help="YAML config (default: the embedded one)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key, e.g. receivers.pushgateway.admin_api=true")

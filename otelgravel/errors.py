@@ -10,6 +10,7 @@
      ├── BodyTooLarge          (HTTP 413)
      ├── UnsupportedMediaType  (HTTP 415)
      ├── LimitError            the store is full (HTTP 400 for text, 429 for OTLP)
+     ├── StateUnavailable      the state cannot take a record now (HTTP 503, Retry-After)
      └── ConfigError           invalid configuration; names the key path
 """
 from __future__ import annotations
@@ -58,6 +59,12 @@ class UnsupportedMediaType(GravelError):
 
 class LimitError(GravelError):
     pass
+
+
+class StateUnavailable(GravelError):
+    """The backend could not make a record durable (disk error, Redis down); nothing applied."""
+
+    retry_after = 1
 
 
 class ConfigError(GravelError):

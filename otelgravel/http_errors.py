@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .errors import BodyTooLarge, GravelError, InputError, LimitError, UnsupportedMediaType
+from .errors import (BodyTooLarge, GravelError, InputError, LimitError, StateUnavailable,
+                     UnsupportedMediaType)
 
 _STATUS = (
+    (StateUnavailable, 503),
     (BodyTooLarge, 413),
     (UnsupportedMediaType, 415),
     (LimitError, 400),
@@ -23,5 +25,8 @@ def status_for(exc: GravelError, *, otlp: bool = False) -> int:
 
 
 def error_response(exc: GravelError, *, otlp: bool = False) -> web.Response:
+    headers = None
+    if isinstance(exc, StateUnavailable):  # clients (and OTLP SDKs) retry after this
+        headers = {"Retry-After": str(exc.retry_after)}
     return web.Response(status=status_for(exc, otlp=otlp), text=str(exc) + "\n",
-                        content_type="text/plain")
+                        content_type="text/plain", headers=headers)

@@ -34,6 +34,10 @@ class Gateway:
                     "exporters.prometheus.endpoint=127.0.0.1:0",
                     "receivers.otlp.protocols.http.endpoint=127.0.0.1:0",
                     "receivers.pushgateway.admin_api=true"]
+        if not any(item.startswith("service.telemetry.metrics") for item in sets) and \
+                "telemetry" not in (config or ""):
+            # no test listens on the default localhost:8888: sessions run side by side
+            sets = ["service.telemetry.metrics.address=127.0.0.1:0", *sets]
         for item in (defaults if config is None else []) + list(sets):
             args += ["--set", item]
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -49,6 +53,8 @@ class Gateway:
         self.url = "http://" + self.endpoints.get("pushgateway", self.endpoints.get("prometheus", ""))
         self.scrape_url = "http://" + self.endpoints["prometheus"]
         self.otlp_url = "http://" + self.endpoints["otlp"] if "otlp" in self.endpoints else None
+        self.telemetry_url = ("http://" + self.endpoints["telemetry"]
+                              if "telemetry" in self.endpoints else None)
 
     def _read_log(self):
         for line in self.proc.stderr:

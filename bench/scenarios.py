@@ -10,10 +10,12 @@ import scenario_durable
 import scenario_otlp
 import scenario_redis
 import scenario_stages
+import scenario_telemetry
 
 SCENARIOS = [
     scenario_stages,
     scenario_otlp,
     scenario_durable,
     scenario_redis,
+    scenario_telemetry,
 ]

@@ -9,9 +9,11 @@ A scenario module has ``NAME`` (its key in the results JSON and its name for ``-
 import scenario_durable
 import scenario_otlp
 import scenario_stages
+import scenario_telemetry
 
 SCENARIOS = [
     scenario_stages,
     scenario_otlp,
     scenario_durable,
+    scenario_telemetry,
 ]

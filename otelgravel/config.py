@@ -7,12 +7,14 @@ a.b.c=value`` overrides one key with a YAML-parsed value.
 from __future__ import annotations
 
 import copy
+import os
 import re
 from dataclasses import dataclass, field
 from importlib import resources
 
 import yaml
 
+from .auth.config import TlsConfig, check_auth, check_extensions, check_shared_tls, check_tls
 from .clearmode import parse_clear_mode, parse_duration
 from .errors import ClearModeError, ConfigError
 from .model import ClearMode
@@ -40,6 +42,8 @@ class PushgatewayConfig:
     endpoint: Endpoint
     admin_api: bool = False
     max_body_size: int = 16 << 20
+    tls: TlsConfig | None = None
+    auth: str | None = None  # the authenticator's name (an entry of Config.extensions)
 
 
 @dataclass
@@ -49,6 +53,8 @@ class OtlpConfig:
     keep_instance: bool = False
     source_ttl: float = 3600.0
     max_sources: int = 100_000
+    tls: TlsConfig | None = None
+    auth: str | None = None
 
 
 @dataclass
@@ -63,6 +69,8 @@ class GravelConfig:
 @dataclass
 class PrometheusConfig:
     endpoint: Endpoint
+    tls: TlsConfig | None = None
+    auth: str | None = None
 
 
 @dataclass
@@ -72,6 +80,7 @@ class Config:
     gravel: GravelConfig
     prometheus: PrometheusConfig
     log_level: str = "info"
+    extensions: dict = field(default_factory=dict)  # the running ones, by name (auth/config.py)
 
 
 def default_document() -> dict:
@@ -195,11 +204,12 @@ class _Checker:
 def build_config(doc: dict) -> Config:
     """Validate a config document; raises ConfigError listing every problem."""
     c = _Checker()
-    top = c.mapping(doc, "", ("receivers", "processors", "exporters", "service"))
+    top = c.mapping(doc, "", ("extensions", "receivers", "processors", "exporters", "service"))
     receivers = c.mapping(top.get("receivers"), "receivers", RECEIVERS)
     processors = c.mapping(top.get("processors"), "processors", PROCESSORS)
     exporters = c.mapping(top.get("exporters"), "exporters", EXPORTERS)
-    service = c.mapping(top.get("service"), "service", ("pipelines", "telemetry"))
+    service = c.mapping(top.get("service"), "service", ("extensions", "pipelines", "telemetry"))
+    extensions = check_extensions(c, top.get("extensions"), service.get("extensions"))
     pipelines = c.mapping(service.get("pipelines"), "service::pipelines", ("metrics",))
     pipeline = c.mapping(pipelines.get("metrics"), "service::pipelines::metrics",
                          ("receivers", "processors", "exporters"))
@@ -226,12 +236,14 @@ def build_config(doc: dict) -> Config:
     pushgateway = None
     if "pushgateway" in used["receivers"]:
         node = c.mapping(receivers["pushgateway"], "receivers::pushgateway",
-                         ("endpoint", "admin_api", "max_body_size"))
+                         ("endpoint", "admin_api", "max_body_size", "tls", "auth"))
         endpoint = c.endpoint(node.get("endpoint", "localhost:4278"), "receivers::pushgateway::endpoint")
         pushgateway = PushgatewayConfig(
             endpoint,
             c.boolean(node.get("admin_api"), "receivers::pushgateway::admin_api", False),
-            c.size(node.get("max_body_size"), "receivers::pushgateway::max_body_size", 16 << 20))
+            c.size(node.get("max_body_size"), "receivers::pushgateway::max_body_size", 16 << 20),
+            check_tls(c, node.get("tls"), "receivers::pushgateway::tls"),
+            check_auth(c, node.get("auth"), "receivers::pushgateway::auth", extensions))
 
     otlp = None
     if "otlp" in used["receivers"]:
@@ -239,13 +251,15 @@ def build_config(doc: dict) -> Config:
                          ("protocols", "keep_instance", "source_ttl", "max_sources"))
         protocols = c.mapping(node.get("protocols"), "receivers::otlp::protocols", ("http",))
         http = c.mapping(protocols.get("http"), "receivers::otlp::protocols::http",
-                         ("endpoint", "max_body_size"))
+                         ("endpoint", "max_body_size", "tls", "auth"))
         otlp = OtlpConfig(
             c.endpoint(http.get("endpoint", "localhost:4318"), "receivers::otlp::protocols::http::endpoint"),
             c.size(http.get("max_body_size"), "receivers::otlp::protocols::http::max_body_size", 16 << 20),
             c.boolean(node.get("keep_instance"), "receivers::otlp::keep_instance", False),
             c.duration(node.get("source_ttl"), "receivers::otlp::source_ttl", 3600.0),
-            c.positive_int(node.get("max_sources"), "receivers::otlp::max_sources", 100_000))
+            c.positive_int(node.get("max_sources"), "receivers::otlp::max_sources", 100_000),
+            check_tls(c, http.get("tls"), "receivers::otlp::protocols::http::tls"),
+            check_auth(c, http.get("auth"), "receivers::otlp::protocols::http::auth", extensions))
 
     node = c.mapping(processors.get("gravel"), "processors::gravel",
                      ("expire_after", "max_series", "rules", "persistence_file",
@@ -263,9 +277,12 @@ def build_config(doc: dict) -> Config:
         c.positive_int(node.get("max_series"), "processors::gravel::max_series", 1_000_000),
         _rules(c, node.get("rules")), persistence_file, interval)
 
-    node = c.mapping(exporters.get("prometheus"), "exporters::prometheus", ("endpoint",))
+    node = c.mapping(exporters.get("prometheus"), "exporters::prometheus", ("endpoint", "tls", "auth"))
     prometheus = PrometheusConfig(
-        c.endpoint(node.get("endpoint", "localhost:4278"), "exporters::prometheus::endpoint"))
+        c.endpoint(node.get("endpoint", "localhost:4278"), "exporters::prometheus::endpoint"),
+        check_tls(c, node.get("tls"), "exporters::prometheus::tls"),
+        check_auth(c, node.get("auth"), "exporters::prometheus::auth", extensions))
+    check_shared_tls(c, [(x.endpoint, x.tls) for x in (pushgateway, prometheus, otlp) if x is not None])
 
     telemetry = c.mapping(service.get("telemetry"), "service::telemetry", ("logs",))
     logs = c.mapping(telemetry.get("logs"), "service::telemetry::logs", ("level",))
@@ -275,7 +292,7 @@ def build_config(doc: dict) -> Config:
 
     if c.problems:
         raise ConfigError(c.problems)
-    return Config(pushgateway, otlp, gravel, prometheus, level)
+    return Config(pushgateway, otlp, gravel, prometheus, level, extensions)
 
 
 def _rules(c: _Checker, node) -> list[tuple[str, ClearMode]]:
@@ -306,5 +323,48 @@ def _rules(c: _Checker, node) -> list[tuple[str, ClearMode]]:
     return rules
 
 
-def load_config(path: str | None = None, sets: list[str] | None = None) -> Config:
-    return build_config(apply_sets(load_document(path), sets or []))
+_REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
+_ENV_NAME = re.compile(r"(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.S)
+
+
+def expand_env(node, environ, path: str = ""):
+    """``${env:NAME}`` and ``${NAME}`` (``${env:NAME:-default}`` too) in every string value, as the
+    Collector does; ``$${`` is a literal ``${``. An unset variable is a problem naming the key."""
+    problems: list[str] = []
+
+    def walk(value, at: str):
+        if isinstance(value, dict):
+            return {k: walk(v, f"{at}::{k}" if at else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, f"{at}::{i}") for i, v in enumerate(value)]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+
+        def substitute(match: re.Match) -> str:
+            if match.group(1):
+                return "${" + match.group(2) + "}"
+            ref = _ENV_NAME.fullmatch(match.group(2))
+            if ref is None:
+                problems.append(f"{at}: unsupported reference ${{{match.group(2)}}} "
+                                "(use ${env:NAME} or ${NAME})")
+                return ""
+            name, default = ref.groups()
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            problems.append(f"{at}: environment variable {name} is not set")
+            return ""
+
+        return _REFERENCE.sub(substitute, value)
+
+    expanded = walk(node, path)
+    if problems:
+        raise ConfigError(problems)
+    return expanded
+
+
+def load_config(path: str | None = None, sets: list[str] | None = None,
+                environ=None) -> Config:
+    doc = apply_sets(load_document(path), sets or [])
+    return build_config(expand_env(doc, os.environ if environ is None else environ))

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .errors import BodyTooLarge, GravelError, InputError, LimitError, UnsupportedMediaType
+from .errors import (AuthBusy, BodyTooLarge, Forbidden, GravelError, InputError, LimitError,
+                     Unauthenticated, UnsupportedMediaType)
 
 _STATUS = (
     (BodyTooLarge, 413),
     (UnsupportedMediaType, 415),
     (LimitError, 400),
     (InputError, 400),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (AuthBusy, 503),
 )
 
 
@@ -23,5 +27,10 @@ def status_for(exc: GravelError, *, otlp: bool = False) -> int:
 
 
 def error_response(exc: GravelError, *, otlp: bool = False) -> web.Response:
+    headers = None
+    if isinstance(exc, Unauthenticated):
+        headers = {"WWW-Authenticate": exc.challenge}
+    elif isinstance(exc, AuthBusy):
+        headers = {"Retry-After": "1"}
     return web.Response(status=status_for(exc, otlp=otlp), text=str(exc) + "\n",
-                        content_type="text/plain")
+                        content_type="text/plain", headers=headers)

@@ -14,6 +14,7 @@ import time
 from aiohttp import web
 
 from . import persistence
+from .auth.security import Security
 from .config import Config, Endpoint
 from .core.store import Store
 from .exporters.prometheus import PrometheusExporter
@@ -44,22 +45,25 @@ class Service:
         self._saver: asyncio.Task | None = None
         self._saving: asyncio.Task | None = None
         self._in_flight = InFlight()
+        self.security = Security(config)  # ConfigError for a file that does not load
 
         exporter = PrometheusExporter(self.store)
-        self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20)
+        self._add("prometheus", config.prometheus.endpoint,
+                  self.security.guard("prometheus", exporter.routes(), config.prometheus.auth), 1 << 20)
         if config.pushgateway is not None:
             pg = config.pushgateway
             receiver = PushgatewayReceiver(self.processor, admin_api=pg.admin_api,
                                            max_body=pg.max_body_size, wipe=self.wipe)
-            self._add("pushgateway", pg.endpoint, receiver.routes(), pg.max_body_size)
+            self._add("pushgateway", pg.endpoint,
+                      self.security.guard("pushgateway", receiver.routes(), pg.auth), pg.max_body_size)
         if config.otlp is not None:
             o = config.otlp
             self.translator = OtlpTranslator(keep_instance=o.keep_instance,
                                              source_ttl=o.source_ttl, max_sources=o.max_sources,
                                              rule_for=self.processor.rule_mode)
-            self._add("otlp", o.endpoint,
-                      otlp_routes(self.processor, self.translator, max_body=o.max_body_size),
-                      o.max_body_size)
+            self._add("otlp", o.endpoint, self.security.guard(
+                "otlp", otlp_routes(self.processor, self.translator, max_body=o.max_body_size),
+                o.auth), o.max_body_size)
 
     def wipe(self) -> None:
         self.processor.wipe()
@@ -98,13 +102,15 @@ class Service:
             runner = web.ServerRunner(server, handle_signals=False,
                                       shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
             await runner.setup()
-            site = web.TCPSite(runner, endpoint.host, endpoint.port, reuse_address=True)
+            site = web.TCPSite(runner, endpoint.host, endpoint.port, reuse_address=True,
+                               ssl_context=self.security.ssl_context(endpoint))
             await site.start()
             self._runners.append(runner)
             host, port = runner.addresses[0][:2]  # the real port when the config said 0
             bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             log.info("listening", extra={"fields": {
-                "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound}})
+                "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound,
+                "scheme": "https" if self.security.ssl_context(endpoint) else "http"}})
         self._ticker = asyncio.create_task(self._tick())
 
     async def _tick(self) -> None:
@@ -169,6 +175,7 @@ async def run(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, service.security.reload)  # certificates, credentials
     log.info("ready", extra={"fields": {"series_limit": config.gravel.max_series}})
     await stop.wait()
     log.info("shutting down", extra={"fields": {}})

@@ -27,6 +27,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 
 from ..errors import DecodeError, GravelError, LimitError, UnsupportedMediaType
 from ..formats.decoding import decode_body
+from ..auth.guard import authorize
 from ..http_errors import error_response
 
 PATH = "/v1/metrics"
@@ -107,6 +108,7 @@ def otlp_routes(processor, translator, *, max_body: int) -> list[web.RouteDef]:
             raw = await request.read()
             body = decode_body(raw, request.headers.get("Content-Encoding"), max_body)
             message = decode_request(body, content_type)
+            authorize(request, translator.jobs_of(message))  # 403 before anything is applied
         except GravelError as exc:
             return error_response(exc, otlp=True)
 

@@ -491,6 +491,12 @@ class OtlpTranslator:
         b.finish()
         return t
 
+    def jobs_of(self, request) -> set[str]:
+        """The job of every resource of a request, as ``translate`` names it (stateless)."""
+        return {dict(self.group_of({kv.key: attribute_value(kv.value)
+                                    for kv in rm.resource.attributes}))["job"]
+                for rm in request.resource_metrics}
+
     def group_of(self, attrs: dict) -> Labels:
         name = attrs.get("service.name") or UNKNOWN_SERVICE
         namespace = attrs.get("service.namespace")

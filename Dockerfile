@@ -1,6 +1,6 @@
 # otelgravel: Pushgateway-compatible pushes and OTLP/HTTP in, one Prometheus scrape out.
 #   docker build -t otelgravel .
-#   docker run -p 4278:4278 -p 4318:4318 otelgravel
+#   docker run -p 4278:4278 -p 4318:4318 -v otelgravel-state:/var/lib/otelgravel otelgravel
 # Config: configs/docker.yaml (all endpoints on 0.0.0.0), at /etc/otelgravel/config.yaml in the image.
 FROM python:3.11-slim
 
@@ -14,20 +14,24 @@ COPY pyproject.toml README.md ./
 COPY otelgravel ./otelgravel
 RUN pip install ".[fast]" \
     && rm -rf /src/build /src/*.egg-info \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin otelgravel
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin otelgravel \
+    && install -d -m 0700 -o 10001 -g 10001 /var/lib/otelgravel
 
 COPY configs/docker.yaml /etc/otelgravel/config.yaml
 
 WORKDIR /
 USER 10001:10001
+# The state (log + snapshot, storage.directory): a named volume keeps it across containers.
+# A new named volume copies this directory's owner and mode (10001, 0700).
+VOLUME /var/lib/otelgravel
 
 # 4278: push API and /metrics scrape (one server); 4318: OTLP/HTTP
-EXPOSE 4278 4318
+EXPOSE 4278 4318 8888
 
 # slim has no curl: ask /-/ready with the interpreter that is already there
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:4278/-/ready', timeout=2).status == 200 else 1)"]
 
-# otelgravel finishes in-flight requests on SIGTERM and exits 0
+# otelgravel finishes in-flight requests on SIGTERM, writes its last snapshot and exits 0
 STOPSIGNAL SIGTERM
 CMD ["otelgravel", "--config", "/etc/otelgravel/config.yaml"]

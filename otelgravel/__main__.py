@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import importlib.metadata
 import logging
+import re
 import sys
 import time
 
@@ -26,10 +27,24 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+# Every character that could end a line or hide in one: C0/C1 controls and DEL, the Unicode line
+# and paragraph separators, and the format characters that reorder text (bidi overrides). A client
+# controls paths and label values that reach log fields, so none of these is written raw.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\\"]')
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match) -> str:
+    c = match.group()
+    return _ESCAPES.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+
 def _quote(text: str) -> str:
+    """A logfmt value: bare when it is plain, else quoted with every unsafe character escaped,
+    so that a log line is always one line whatever a client sent."""
     if text and all(c.isalnum() or c in "._:/-,@[]" for c in text):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return '"' + _UNSAFE.sub(_escape, text) + '"'
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,11 +37,24 @@ class Endpoint:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+@dataclass(frozen=True)
+class HttpLimits:
+    """One HTTP endpoint's server limits, in the Collector's confighttp spelling (0 = off)."""
+    read_header_timeout: float = 10.0
+    read_timeout: float = 60.0     # a request's first byte to the end of its body
+    idle_timeout: float = 60.0     # a kept-alive connection with no request
+    max_connections: int = 10_000  # more are closed at accept, counted and logged
+
+
+HTTP_LIMIT_KEYS = ("read_header_timeout", "read_timeout", "idle_timeout", "max_connections")
+
+
 @dataclass
 class PushgatewayConfig:
     endpoint: Endpoint
     admin_api: bool = False
     max_body_size: int = 16 << 20
+    limits: HttpLimits = HttpLimits()
     tls: TlsConfig | None = None
     auth: str | None = None  # the authenticator's name (an entry of Config.extensions)
 
@@ -53,6 +66,7 @@ class OtlpConfig:
     keep_instance: bool = False
     source_ttl: float = 3600.0
     max_sources: int = 100_000
+    limits: HttpLimits = HttpLimits()
     tls: TlsConfig | None = None
     auth: str | None = None
 
@@ -61,14 +75,23 @@ class OtlpConfig:
 class GravelConfig:
     expire_after: float = 0.0
     max_series: int = 1_000_000
+    max_groups: int | None = None  # None: max_series alone bounds the groups (2 series each)
     rules: list[tuple[str, ClearMode]] = field(default_factory=list)
-    persistence_file: str = ""
-    persistence_interval: float = 300.0
+    storage: "StorageConfig" = field(default_factory=lambda: StorageConfig())
+
+
+@dataclass
+class StorageConfig:
+    directory: str = ""          # "": memory only
+    sync: str = "interval"       # always | interval | never
+    sync_interval: float = 1.0
+    snapshot_interval: float = 300.0
 
 
 @dataclass
 class PrometheusConfig:
     endpoint: Endpoint
+    limits: HttpLimits | None = None  # None: the defaults, or those of the receiver it shares with
     tls: TlsConfig | None = None
     auth: str | None = None
 
@@ -80,6 +103,8 @@ class Config:
     gravel: GravelConfig
     prometheus: PrometheusConfig
     log_level: str = "info"
+    telemetry_address: Endpoint | None = None  # service::telemetry::metrics::address; None: off
+    document: dict = field(default_factory=dict)  # the document it was built from (status API)
     extensions: dict = field(default_factory=dict)  # the running ones, by name (auth/config.py)
 
 
@@ -236,12 +261,13 @@ def build_config(doc: dict) -> Config:
     pushgateway = None
     if "pushgateway" in used["receivers"]:
         node = c.mapping(receivers["pushgateway"], "receivers::pushgateway",
-                         ("endpoint", "admin_api", "max_body_size", "tls", "auth"))
+                         ("endpoint", "admin_api", "max_body_size", "tls", "auth") + HTTP_LIMIT_KEYS)
         endpoint = c.endpoint(node.get("endpoint", "localhost:4278"), "receivers::pushgateway::endpoint")
         pushgateway = PushgatewayConfig(
             endpoint,
             c.boolean(node.get("admin_api"), "receivers::pushgateway::admin_api", False),
             c.size(node.get("max_body_size"), "receivers::pushgateway::max_body_size", 16 << 20),
+            _http_limits(c, node, "receivers::pushgateway"),
             check_tls(c, node.get("tls"), "receivers::pushgateway::tls"),
             check_auth(c, node.get("auth"), "receivers::pushgateway::auth", extensions))
 
@@ -251,48 +277,110 @@ def build_config(doc: dict) -> Config:
                          ("protocols", "keep_instance", "source_ttl", "max_sources"))
         protocols = c.mapping(node.get("protocols"), "receivers::otlp::protocols", ("http",))
         http = c.mapping(protocols.get("http"), "receivers::otlp::protocols::http",
-                         ("endpoint", "max_body_size", "tls", "auth"))
+                         ("endpoint", "max_body_size", "tls", "auth") + HTTP_LIMIT_KEYS)
         otlp = OtlpConfig(
             c.endpoint(http.get("endpoint", "localhost:4318"), "receivers::otlp::protocols::http::endpoint"),
             c.size(http.get("max_body_size"), "receivers::otlp::protocols::http::max_body_size", 16 << 20),
             c.boolean(node.get("keep_instance"), "receivers::otlp::keep_instance", False),
             c.duration(node.get("source_ttl"), "receivers::otlp::source_ttl", 3600.0),
             c.positive_int(node.get("max_sources"), "receivers::otlp::max_sources", 100_000),
+            _http_limits(c, http, "receivers::otlp::protocols::http"),
             check_tls(c, http.get("tls"), "receivers::otlp::protocols::http::tls"),
             check_auth(c, http.get("auth"), "receivers::otlp::protocols::http::auth", extensions))
 
     node = c.mapping(processors.get("gravel"), "processors::gravel",
-                     ("expire_after", "max_series", "rules", "persistence_file",
+                     ("expire_after", "max_series", "max_groups", "rules", "storage", "persistence_file",
                       "persistence_interval"))
-    persistence_file = node.get("persistence_file") or ""
-    if not isinstance(persistence_file, str):
-        c.fail("processors::gravel::persistence_file", f"must be a file path (got {persistence_file!r})")
-        persistence_file = ""
-    interval = c.duration(node.get("persistence_interval"),
-                          "processors::gravel::persistence_interval", 300.0)
-    if interval <= 0 and persistence_file:
-        c.fail("processors::gravel::persistence_interval", f'must be > 0 (got "{node.get("persistence_interval")}")')
+    for old in ("persistence_file", "persistence_interval"):
+        if old in node:  # not an alias: a directory of log + snapshot replaces the one file
+            c.fail(f"processors::gravel::{old}", "removed: the state is kept in "
+                   "processors::gravel::storage::directory (a directory, see the README)")
     gravel = GravelConfig(
         c.duration(node.get("expire_after"), "processors::gravel::expire_after", 0.0),
         c.positive_int(node.get("max_series"), "processors::gravel::max_series", 1_000_000),
-        _rules(c, node.get("rules")), persistence_file, interval)
+        None, _rules(c, node.get("rules")), _storage(c, node.get("storage")))
+    if node.get("max_groups") is not None:
+        gravel.max_groups = c.positive_int(node["max_groups"], "processors::gravel::max_groups", 0)
 
-    node = c.mapping(exporters.get("prometheus"), "exporters::prometheus", ("endpoint", "tls", "auth"))
+    node = c.mapping(exporters.get("prometheus"), "exporters::prometheus",
+                     ("endpoint", "tls", "auth") + HTTP_LIMIT_KEYS)
     prometheus = PrometheusConfig(
         c.endpoint(node.get("endpoint", "localhost:4278"), "exporters::prometheus::endpoint"),
+        _http_limits(c, node, "exporters::prometheus") if any(k in node for k in HTTP_LIMIT_KEYS)
+        else None,
         check_tls(c, node.get("tls"), "exporters::prometheus::tls"),
         check_auth(c, node.get("auth"), "exporters::prometheus::auth", extensions))
     check_shared_tls(c, [(x.endpoint, x.tls) for x in (pushgateway, prometheus, otlp) if x is not None])
+    if prometheus.limits is not None and pushgateway is not None \
+            and prometheus.endpoint == pushgateway.endpoint and prometheus.limits != pushgateway.limits:
+        c.fail("exporters::prometheus", "shares its endpoint (one server) with receivers::pushgateway: "
+               f"its {', '.join(HTTP_LIMIT_KEYS)} must be the same or absent")
 
-    telemetry = c.mapping(service.get("telemetry"), "service::telemetry", ("logs",))
+    telemetry = c.mapping(service.get("telemetry"), "service::telemetry", ("logs", "metrics"))
     logs = c.mapping(telemetry.get("logs"), "service::telemetry::logs", ("level",))
     level = logs.get("level", "info")
     if level not in _LOG_LEVELS:
         c.fail("service::telemetry::logs::level", f'must be one of {", ".join(_LOG_LEVELS)} (got "{level}")')
+    telemetry_address = _telemetry_address(c, telemetry, pushgateway, otlp, prometheus)
 
     if c.problems:
         raise ConfigError(c.problems)
-    return Config(pushgateway, otlp, gravel, prometheus, level, extensions)
+    return Config(pushgateway, otlp, gravel, prometheus, level, telemetry_address, doc, extensions)
+
+
+def _telemetry_address(c: _Checker, telemetry: dict, pushgateway, otlp, prometheus) -> Endpoint | None:
+    """``service::telemetry::metrics::address`` (default localhost:8888, "" = off): its own server,
+    so it may not share another endpoint (both would serve GET /metrics)."""
+    path = "service::telemetry::metrics::address"
+    metrics = c.mapping(telemetry.get("metrics"), "service::telemetry::metrics", ("address",))
+    value = metrics.get("address", "localhost:8888")
+    if value in ("", None):
+        return None
+    address = c.endpoint(value, path)
+    others = [("exporters::prometheus::endpoint", prometheus.endpoint)]
+    if pushgateway is not None:
+        others.append(("receivers::pushgateway::endpoint", pushgateway.endpoint))
+    if otlp is not None:
+        others.append(("receivers::otlp::protocols::http::endpoint", otlp.endpoint))
+    for other_path, endpoint in others:
+        if address is not None and address == endpoint and address.port != 0:
+            c.fail(path, f'must differ from {other_path} (both are "{value}")')
+    return address
+
+
+def _storage(c: _Checker, node) -> StorageConfig:
+    path = "processors::gravel::storage"
+    node = c.mapping(node, path, ("directory", "sync", "sync_interval", "snapshot_interval",
+                                  "redis"))
+    directory = node.get("directory") or ""
+    if not isinstance(directory, str):
+        c.fail(f"{path}::directory", f"must be a directory path (got {directory!r})")
+        directory = ""
+    sync = node.get("sync", "interval")
+    if sync not in ("always", "interval", "never"):
+        c.fail(f"{path}::sync", f"must be always, interval or never (got {sync!r})")
+    sync_interval = c.duration(node.get("sync_interval"), f"{path}::sync_interval", 1.0)
+    if sync_interval <= 0:
+        c.fail(f"{path}::sync_interval", f'must be > 0 (got "{node.get("sync_interval")}")')
+    snapshot_interval = c.duration(node.get("snapshot_interval"), f"{path}::snapshot_interval",
+                                   300.0)
+    if snapshot_interval <= 0:
+        c.fail(f"{path}::snapshot_interval",
+               f'must be > 0 (got "{node.get("snapshot_interval")}")')
+    return StorageConfig(directory, sync, sync_interval, snapshot_interval)
+
+
+def _http_limits(c: _Checker, node: dict, path: str) -> HttpLimits:
+    d = HttpLimits()
+    limits = HttpLimits(
+        c.duration(node.get("read_header_timeout"), f"{path}::read_header_timeout", d.read_header_timeout),
+        c.duration(node.get("read_timeout"), f"{path}::read_timeout", d.read_timeout),
+        c.duration(node.get("idle_timeout"), f"{path}::idle_timeout", d.idle_timeout),
+        0 if node.get("max_connections") == 0 else  # 0: no bound
+        c.positive_int(node.get("max_connections"), f"{path}::max_connections", d.max_connections))
+    if limits.idle_timeout <= 0:
+        c.fail(f"{path}::idle_timeout", f'must be > 0 (got "{node.get("idle_timeout")}")')
+    return limits
 
 
 def _rules(c: _Checker, node) -> list[tuple[str, ClearMode]]:

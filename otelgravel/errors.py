@@ -10,6 +10,7 @@
      ├── BodyTooLarge          (HTTP 413)
      ├── UnsupportedMediaType  (HTTP 415)
      ├── LimitError            the store is full (HTTP 400 for text, 429 for OTLP)
+     ├── StateUnavailable      the state cannot take a record now (HTTP 503, Retry-After)
      ├── AuthError             who is asking, and what they may do
      │    ├── Unauthenticated  no credentials or wrong ones (HTTP 401 with WWW-Authenticate)
      │    ├── Forbidden        right credentials, a job the user may not write (HTTP 403)
@@ -82,6 +83,12 @@ class Forbidden(AuthError):
 
 class AuthBusy(AuthError):
     pass
+
+
+class StateUnavailable(GravelError):
+    """The backend could not make a record durable (disk error, Redis down); nothing applied."""
+
+    retry_after = 1
 
 
 class ConfigError(GravelError):

@@ -4,9 +4,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from .errors import (AuthBusy, BodyTooLarge, Forbidden, GravelError, InputError, LimitError,
-                     Unauthenticated, UnsupportedMediaType)
+                     StateUnavailable, Unauthenticated, UnsupportedMediaType)
 
 _STATUS = (
+    (StateUnavailable, 503),
     (BodyTooLarge, 413),
     (UnsupportedMediaType, 415),
     (LimitError, 400),
@@ -28,7 +29,9 @@ def status_for(exc: GravelError, *, otlp: bool = False) -> int:
 
 def error_response(exc: GravelError, *, otlp: bool = False) -> web.Response:
     headers = None
-    if isinstance(exc, Unauthenticated):
+    if isinstance(exc, StateUnavailable):  # clients (and OTLP SDKs) retry after this
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, Unauthenticated):
         headers = {"WWW-Authenticate": exc.challenge}
     elif isinstance(exc, AuthBusy):
         headers = {"Retry-After": "1"}

@@ -1,92 +1,125 @@
 """Build the pipeline from the config, serve it, and shut it down in order.
 
 Receivers and the exporter are routes; routes that share an endpoint share one HTTP server (the
-Pushgateway convention: push and scrape on one port), served by ``http_server.Router``. A background tick expires series whether
-or not anyone scrapes. SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit 0.
+Pushgateway convention: push and scrape on one port), served by ``http_server.Router``. Every
+change goes through the state backend (``otelgravel.state``: memory, or ``storage.directory``).
+A background tick expires series whether or not anyone scrapes. SIGTERM/SIGINT: stop accepting,
+finish in-flight requests, refuse the rest, write the last snapshot, exit 0.
 """
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import signal
 import time
 
 from aiohttp import web
 
-from . import persistence
 from .auth.security import Security
-from .config import Config, Endpoint
+from .config import Config, Endpoint, HttpLimits
 from .core.store import Store
 from .exporters.prometheus import PrometheusExporter
+from .http_limits import LimitedServer, raise_fd_limit
 from .http_server import InFlight, Router
 from .processor import GravelProcessor, Rule
 from .receivers.otlp import otlp_routes
 from .receivers.pushgateway import PushgatewayReceiver
+from .state import EXPIRE, Applier, MemoryBackend, Record, StateBackend
+from .state.file import FileBackend
+from .status.routes import StatusRoutes
+from .telemetry.counters import Stats
+from .telemetry.meter import Telemetry
 from .translate.otlp import OtlpTranslator
 
 log = logging.getLogger("otelgravel")
 
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("otelgravel")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown"
+
+
+VERSION = _version()
 EXPIRY_TICK_SECONDS = 1.0
 SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+class _OwnServer(Endpoint):
+    """An endpoint that never shares its server (equal to no ``Endpoint``, port 0 included):
+    the telemetry's ``GET /metrics`` is not the exporter's."""
 
 
 class Service:
     def __init__(self, config: Config):
         self.config = config
         self.store = Store(max_series=config.gravel.max_series,
-                           expire_after=config.gravel.expire_after)
+                           expire_after=config.gravel.expire_after,
+                           max_groups=config.gravel.max_groups)
         self.processor = GravelProcessor(self.store, [Rule(p, m) for p, m in config.gravel.rules])
         self.translator: OtlpTranslator | None = None
         self._routes: dict[Endpoint, list] = {}
         self._max_body: dict[Endpoint, int] = {}
+        self._limits: dict[Endpoint, HttpLimits] = {}
         self._by_endpoint: dict[Endpoint, list[str]] = {}  # endpoint -> components served there
         self._runners: list[web.ServerRunner] = []
         self._ticker: asyncio.Task | None = None
-        self._saver: asyncio.Task | None = None
-        self._saving: asyncio.Task | None = None
         self._in_flight = InFlight()
         self.security = Security(config)  # ConfigError for a file that does not load
+        self.stats = Stats()  # the edges' counts: the status page and the telemetry read them
+        self.telemetry: Telemetry | None = None
 
-        exporter = PrometheusExporter(self.store)
-        self._add("prometheus", config.prometheus.endpoint,
-                  self.security.guard("prometheus", exporter.routes(), config.prometheus.auth), 1 << 20)
-        if config.pushgateway is not None:
-            pg = config.pushgateway
-            receiver = PushgatewayReceiver(self.processor, admin_api=pg.admin_api,
-                                           max_body=pg.max_body_size, wipe=self.wipe)
-            self._add("pushgateway", pg.endpoint,
-                      self.security.guard("pushgateway", receiver.routes(), pg.auth), pg.max_body_size)
         if config.otlp is not None:
             o = config.otlp
             self.translator = OtlpTranslator(keep_instance=o.keep_instance,
                                              source_ttl=o.source_ttl, max_sources=o.max_sources,
                                              rule_for=self.processor.rule_mode)
-            self._add("otlp", o.endpoint, self.security.guard(
-                "otlp", otlp_routes(self.processor, self.translator, max_body=o.max_body_size),
-                o.auth), o.max_body_size)
+        self.applier = Applier(self.processor, self.translator)
+        self.state: StateBackend = _backend(config)
 
-    def wipe(self) -> None:
-        self.processor.wipe()
+        exporter = PrometheusExporter(self.store, self.stats)
+        self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20,
+                  config.prometheus.limits)
+        status = StatusRoutes(self.store, self.stats, config, VERSION, time.time())
+        self._add("status", config.prometheus.endpoint, status.routes(), 1 << 20)
+        if config.pushgateway is not None:
+            pg = config.pushgateway
+            receiver = PushgatewayReceiver(self.state, admin_api=pg.admin_api,
+                                           max_body=pg.max_body_size, stats=self.stats)
+            self._add("pushgateway", pg.endpoint, receiver.routes(), pg.max_body_size, pg.limits)
+        if config.otlp is not None:
+            self._add("otlp", o.endpoint,
+                      otlp_routes(self.state, max_body=o.max_body_size, stats=self.stats),
+                      o.max_body_size, o.limits)
+        if config.telemetry_address is not None:
+            self.telemetry = self._telemetry()
+            address = _OwnServer(config.telemetry_address.host, config.telemetry_address.port)
+            self._add("telemetry", address, self.telemetry.routes(), 1 << 16)
+
+    def _telemetry(self) -> Telemetry:
+        gauges = [("otelgravel.http_server.active_requests", "{request}",
+                   "Requests in their handlers (bodies still arriving included).",
+                   lambda: self._in_flight.count)]
         if self.translator is not None:
-            self.translator.reset()
+            gauges.append(("otelgravel.receiver.otlp.sources", "{source}",
+                           "Cumulative OTLP sources remembered for differencing.",
+                           lambda: len(self.translator)))
+        return Telemetry(self.stats, self.store, VERSION, gauges)
 
-    def _add(self, component: str, endpoint: Endpoint, routes: list, max_body: int) -> None:
-        self._routes.setdefault(endpoint, []).extend(routes)
+    def _add(self, component: str, endpoint: Endpoint, routes: list, max_body: int,
+             limits: HttpLimits | None = None) -> None:
+        if limits is not None:  # a shared server: the first that names its limits
+            self._limits.setdefault(endpoint, limits)
+        self._routes.setdefault(endpoint, []).extend(self.security.guard(component, routes, self.stats))
         self._max_body[endpoint] = max(self._max_body.get(endpoint, 0), max_body)
         self._by_endpoint.setdefault(endpoint, []).append(component)
 
     async def start(self) -> None:
-        path = self.config.gravel.persistence_file
-        if path:
-            saved = persistence.load(path)  # PersistenceError: the caller exits, naming the file
-            if saved is not None:
-                snapshot, otlp_sources = saved
-                self.store.restore(snapshot)
-                if self.translator is not None and otlp_sources is not None:
-                    self.translator.restore(otlp_sources)
-                log.info("restored", extra={"fields": {"file": path, "series": self.store.series_count}})
-            self._saver = asyncio.create_task(self._save_every(path, self.config.gravel.persistence_interval))
+        await self.state.open(self.applier)
         loop = asyncio.get_running_loop()
+        fds, _ = raise_fd_limit()
         for endpoint, routes in self._routes.items():
             max_body = self._max_body[endpoint]
 
@@ -95,10 +128,14 @@ class Service:
                 return web.BaseRequest(message, payload, protocol, writer, task, loop,
                                        client_max_size=max_body)
 
-            router = Router(routes, self._in_flight)
+            timed = self.telemetry is not None and not isinstance(endpoint, _OwnServer)
+            router = Router(routes, self._in_flight,
+                            self.stats.request_duration if timed else None)
             # auto_decompress off: the receivers decode bodies themselves, under the size cap
-            server = web.Server(router, request_factory=make_request, access_log=None,
-                                auto_decompress=False)
+            limits = self._limits.get(endpoint, HttpLimits())
+            server = LimitedServer(router, limits=limits, endpoint=str(endpoint),
+                                   request_factory=make_request, access_log=None,
+                                   auto_decompress=False)
             runner = web.ServerRunner(server, handle_signals=False,
                                       shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
             await runner.setup()
@@ -110,62 +147,59 @@ class Service:
             bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             log.info("listening", extra={"fields": {
                 "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound,
-                "scheme": "https" if self.security.ssl_context(endpoint) else "http"}})
+                "scheme": "https" if self.security.ssl_context(endpoint) else "http",
+                "max_connections": limits.max_connections, "max_open_files": fds}})
         self._ticker = asyncio.create_task(self._tick())
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(EXPIRY_TICK_SECONDS)
             now = time.time()
+            # Expiry changes the state, so it is a record too: applied in log order, replayed
+            # the same (and, on Redis, the same on every replica).
             try:
-                dropped = self.processor.expire(now)
-                if self.translator is not None:
-                    for group, families in self.translator.expire(now):
-                        self.processor.push_each(group, families, now)
+                dropped = 0
+                if self.applier.expiry_due(now):
+                    dropped = await self.state.submit(Record(EXPIRE, now))
             except Exception:  # the tick must survive anything; the request paths stay correct
                 log.exception("expiry failed")
                 continue
             if dropped:
                 log.debug("expired", extra={"fields": {"series": dropped}})
 
-    async def _save_every(self, path: str, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            # shielded: stop() cancels this loop, never a save half-way (it waits for it instead)
-            self._saving = asyncio.create_task(self._save(path))
-            await asyncio.shield(self._saving)
-
-    async def _save(self, path: str) -> None:
-        try:
-            count = await persistence.save(
-                self.store, path, self.translator.snapshot() if self.translator is not None else None)
-        except OSError as exc:  # a full disk must not take the gateway down; say so and go on
-            log.error("persisting failed", extra={"fields": {"file": path, "error": exc}})
-            return
-        log.info("persisted", extra={"fields": {"file": path, "series": count}})
-
     async def stop(self) -> None:
-        """Stop listening, let in-flight requests finish (bodies still arriving included), close.
+        """Stop listening, answer the requests in flight, refuse any other, then close the state.
 
         aiohttp's own cleanup stops reading from open connections at once, which would drop a
         push whose body is still on its way; so the listeners close first and we wait here.
+        From then on a request arriving on a kept-alive connection gets 503 and Connection:
+        close (``InFlight.closing``), and the state refuses what comes after ``close`` (a request
+        still in flight after the grace period): no push is answered 200 after the final
+        snapshot was taken without it.
         """
-        for task in (self._ticker, self._saver):
-            if task is not None:
-                task.cancel()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self._in_flight.closing = True
         for runner in self._runners:
             for site in list(runner.sites):
                 await site.stop()
         if not await self._in_flight.wait(SHUTDOWN_GRACE_SECONDS):
             log.warning("in-flight requests abandoned",
                         extra={"fields": {"requests": self._in_flight.count}})
-        if self.config.gravel.persistence_file:
-            if self._saving is not None:
-                await self._saving  # a periodic save still writing: let it finish first
-            await self._save(self.config.gravel.persistence_file)
+        await self.state.close()
         for runner in self._runners:
             await runner.cleanup()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
         log.info("stopped", extra={"fields": {"series": self.store.series_count}})
+
+
+def _backend(config: Config) -> StateBackend:
+    storage = config.gravel.storage
+    if storage.directory:
+        return FileBackend(storage.directory, storage.sync, storage.sync_interval,
+                           storage.snapshot_interval)
+    return MemoryBackend()
 
 
 async def run(config: Config) -> None:

@@ -18,6 +18,7 @@ from aiohttp import web
 from ..errors import AuthError, Forbidden, GroupingKeyError, Unauthenticated
 from ..http_errors import error_response
 from ..receivers.grouping import parse_grouping_key
+from ..telemetry.counters import outcome_of
 from . import Authenticator, Principal
 
 PRINCIPAL = "otelgravel.principal"
@@ -55,17 +56,20 @@ def _needs(component: str, route: web.RouteDef):
 
 
 def guard_routes(component: str, routes: list[web.RouteDef],
-                 authenticator: Authenticator | None) -> list[web.RouteDef]:
+                 authenticator: Authenticator | None, stats=None) -> list[web.RouteDef]:
+    """``stats`` (telemetry.counters.Stats) counts a receiver's refusals under its outcomes
+    (``unauthorized``, ``forbidden``, ``unavailable``) and in ``auth_failures``."""
     if authenticator is None:
         return routes
     return [route if route.path.startswith("/-/") else
             web.RouteDef(route.method, route.path,
-                         _guarded(route.handler, authenticator, _needs(component, route)),
+                         _guarded(route.handler, authenticator, _needs(component, route),
+                                  component, stats),
                          route.kwargs)
             for route in routes]
 
 
-def _guarded(handler, authenticator: Authenticator, needs):
+def _guarded(handler, authenticator: Authenticator, needs, component: str, stats):
     challenge = authenticator.challenge
 
     async def guarded(request: web.BaseRequest) -> web.StreamResponse:
@@ -81,6 +85,10 @@ def _guarded(handler, authenticator: Authenticator, needs):
                 raise Forbidden(f"403: user {principal.name!r} is limited to some jobs; "
                                 "the admin API needs a user without a jobs restriction")
         except AuthError as exc:
+            if stats is not None and component in ("pushgateway", "otlp"):  # receivers' counts
+                outcome = outcome_of(exc)
+                stats.count_request(component, outcome)
+                stats.auth_failed(component, outcome)
             return error_response(exc)
         request[PRINCIPAL] = principal
         return await handler(request)

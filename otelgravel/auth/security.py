@@ -88,6 +88,10 @@ class Security:
                 self.authenticators[name] = build_authenticator(ext)
             except ValueError as exc:
                 problems.append(str(exc))
+        scrape = config.prometheus.auth
+        self._auth = {"prometheus": scrape, "status": scrape,
+                      "pushgateway": config.pushgateway.auth if config.pushgateway else None,
+                      "otlp": config.otlp.auth if config.otlp else None}
         self._tls: dict = {}  # endpoint -> ReloadableTls
         for component in (config.pushgateway, config.prometheus, config.otlp):
             if component is None or component.tls is None or component.endpoint in self._tls:
@@ -99,8 +103,11 @@ class Security:
         if problems:
             raise ConfigError(problems)
 
-    def guard(self, component: str, routes: list, auth: str | None) -> list:
-        return guard_routes(component, routes, self.authenticators.get(auth) if auth else None)
+    def guard(self, component: str, routes: list, stats=None) -> list:
+        """The component's routes behind its authenticator; the status page and API ask for the
+        exporter's, like ``/metrics``; components without ``auth`` are left open."""
+        auth = self._auth.get(component)
+        return guard_routes(component, routes, self.authenticators[auth] if auth else None, stats)
 
     def ssl_context(self, endpoint) -> ssl.SSLContext | None:
         tls = self._tls.get(endpoint)

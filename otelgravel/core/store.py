@@ -8,6 +8,9 @@
   shape (``Batch.shape``) went to; while no series has been removed anywhere since
   (``generation``), the next push of that shape skips every check that only depends on its
   structure and looks nothing up. (A series added elsewhere changes nothing it checked.)
+- ``max_series`` bounds what a scrape shows: the pushed series plus the two gauges of every group
+  (``push_time_seconds``, ``push_failure_time_seconds``), so that pushes to ever new groups, even
+  empty ones, cannot grow the store without bound; ``max_groups`` (optional) bounds the groups.
 - Time comes in as ``now``; nothing here reads a clock or does I/O.
 - Each series keeps its rendered exposition lines (``text``/``om``) until it changes, so a
   scrape re-renders only what was written since the last one.
@@ -42,11 +45,15 @@ _MODE_REFUSALS = {INFO: _STATE_REFUSAL, STATESET: _STATE_REFUSAL, HISTOGRAM: _WI
                   GAUGEHISTOGRAM: _WINDOW_REFUSAL, SUMMARY: _WINDOW_REFUSAL}
 
 
+# Series every group adds to the scrape: push_time_seconds and push_failure_time_seconds.
+SERIES_PER_GROUP = 2
+
+
 def exposed_names(name: str, type_: str) -> tuple[str, ...]:
     return (name,) + tuple(name + s for s in _EXPOSED_SUFFIXES.get(type_, ("",)) if s)
 
 
-# Snapshots (persistence): plain tuples; points and windows pickle as they are.
+# Snapshots (state/snapshot.py writes them from the store, restore() reads them back).
 SNAPSHOT_VERSION = 1
 
 
@@ -135,8 +142,23 @@ def _with_group(labels: Labels, group: Labels, names: frozenset) -> Labels:
 
 
 def _negative(name: str, key: Labels, value: float) -> InputError:
-    return InputError(f"counter {format_series(name, key)} has the negative value {value}: "
-                      "counters only go up")
+    what = "the value NaN" if value != value else f"the negative value {value}"
+    return InputError(f"counter {format_series(name, key)} has {what}: counters only go up "
+                      "(OpenMetrics refuses NaN and negative counters)")
+
+
+def _summary_problem(name: str, key: Labels, point: Point) -> InputError | None:
+    """OpenMetrics: a summary's quantile values and count are never negative (NaN quantiles are
+    allowed: no observations), its count never NaN."""
+    count = point.count
+    if count is not None and not count >= 0:
+        return InputError(f"summary {format_series(name, key)} has the count {count}: "
+                          "a count is never negative nor NaN")
+    for q, v in point.quantiles or ():
+        if v < 0:
+            return InputError(f"summary {format_series(name, key)} has the negative quantile "
+                              f"value {v} for quantile {q}: OpenMetrics refuses negative quantiles")
+    return None
 
 
 def _a(word: str) -> str:
@@ -171,13 +193,17 @@ def _fold_windowed(series: Series, point: Point, now: float) -> None:
 
 
 class Store:
-    def __init__(self, max_series: int = 1_000_000, expire_after: float = 0.0):
+    def __init__(self, max_series: int = 1_000_000, expire_after: float = 0.0,
+                 max_groups: int | None = None):
         self.max_series = max_series
+        self.max_groups = max_groups  # None: only max_series bounds the groups
         self.expire_after = expire_after
         self.families: dict[str, FamilyState] = {}
         self.groups: dict[Labels, Group] = {}
         self.series_count = 0
         self.limit_refusals = 0  # pushes refused by max_series, since start
+        self.expired_series = 0  # series dropped by expiry (idle or empty window), since start
+        self.expired_groups = 0  # idle empty groups dropped by expiry, since start
         self._owners: dict[str, str] = {}  # exposed sample name -> family name
         self._sorted_families: list[FamilyState] | None = None
         self._sorted_groups: list[Group] | None = None
@@ -214,7 +240,8 @@ class Store:
         memo = group.memo if group is not None else None
         known = (shape is not None and memo is not None and memo[0] is shape
                  and memo[1] == self.generation)
-        plan = self._recheck(batch, memo) if known else self._validate(batch, group_labels)
+        plan = (self._recheck(batch, memo) if known
+                else self._validate(batch, group_labels, group is None))
         if group is None:
             group = self.groups[group_labels] = Group(group_labels)
             self._sorted_groups = None
@@ -236,7 +263,10 @@ class Store:
         For OTLP, whose families are applied one by one: the limit refuses the whole export.
         """
         new = set()
+        new_groups = set()
         for group_labels, batch in pushes:
+            if group_labels not in self.groups:
+                new_groups.add(group_labels)
             names = _names(group_labels)
             for fam in batch:
                 stored = self.families.get(fam.name)
@@ -245,7 +275,7 @@ class Store:
                     key = _with_group(point.labels, group_labels, names)
                     if key not in series:
                         new.add((fam.name, key))
-        self._check_limit(len(new), "export")
+        self._check_limit(len(new), "export", len(new_groups))
 
     def record_failure(self, group_labels: Labels, now: float) -> None:
         """A refused push marks an existing group; it never creates one (the store stays unchanged)."""
@@ -274,7 +304,7 @@ class Store:
             self._drop(family, series)
 
     def snapshot(self) -> dict:
-        """The state as plain data (points and windows are picklable), for persistence."""
+        """The state as plain data (rows of groups and of series), as restore() reads it."""
         return {"version": SNAPSHOT_VERSION,
                 "groups": [group_row(g) for g in self.groups.values()],
                 "families": [family_row(f, [series_row(s) for s in f.series.values()])
@@ -313,8 +343,10 @@ class Store:
 
     def wipe(self) -> None:
         refusals, generation = self.limit_refusals, self.generation
-        self.__init__(self.max_series, self.expire_after)
+        expired = self.expired_series, self.expired_groups
+        self.__init__(self.max_series, self.expire_after, self.max_groups)
         self.limit_refusals = refusals
+        self.expired_series, self.expired_groups = expired
         self.generation = generation + 1
 
     def expire(self, now: float) -> int:
@@ -337,17 +369,35 @@ class Store:
                 del self.groups[group.labels]
                 self._empty_groups.discard(group)
                 self._sorted_groups = None
+                self.expired_groups += 1
+        self.expired_series += dropped
         return dropped
 
     # ---- internals ---------------------------------------------------------------------------
 
-    def _check_limit(self, new_series: int, what: str) -> None:
-        if new_series and self.series_count + new_series > self.max_series:
-            self.limit_refusals += 1
-            raise LimitError(f"the gateway holds {self.series_count} series and this {what} adds "
-                             f"{new_series}: over the limit max_series={self.max_series}")
+    @property
+    def exposed_count(self) -> int:
+        """The series a scrape shows at most: pushed ones and each group's two gauges."""
+        return self.series_count + SERIES_PER_GROUP * len(self.groups)
 
-    def _validate(self, batch: list[Family], group_labels: Labels) -> list:
+    def _check_limit(self, new_series: int, what: str, new_groups: int = 0) -> None:
+        if not (new_series or new_groups):
+            return
+        if new_groups and self.max_groups is not None \
+                and len(self.groups) + new_groups > self.max_groups:
+            self.limit_refusals += 1
+            raise LimitError(f"the gateway holds {len(self.groups)} groups and this {what} adds "
+                             f"{new_groups}: over the limit max_groups={self.max_groups}")
+        held = self.exposed_count
+        adds = new_series + SERIES_PER_GROUP * new_groups
+        if held + adds > self.max_series:
+            self.limit_refusals += 1
+            groups = (f" (push_time_seconds and push_failure_time_seconds of {new_groups} new "
+                      f"group{'s' if new_groups > 1 else ''} included)" if new_groups else "")
+            raise LimitError(f"the gateway exposes {held} series and this {what} adds {adds}"
+                             f"{groups}: over the limit max_series={self.max_series}")
+
+    def _validate(self, batch: list[Family], group_labels: Labels, new_group: bool) -> list:
         """``[(pushed family, stored family or None, keys, stored series or None per point)]``, or
         the first refusal."""
         plan = []
@@ -376,6 +426,7 @@ class Store:
                 stored = {}
             refused_kinds = _REFUSED_KINDS.get(fam.type, ())
             is_counter = fam.type == COUNTER
+            is_summary = fam.type == SUMMARY
             seen = set() if len(points) > 1 else None
             keys = []
             found = []
@@ -402,12 +453,16 @@ class Store:
                 if refused_kinds and point.mode.kind in refused_kinds:
                     raise InputError(_MODE_REFUSALS[fam.type].format(
                         mode=point.mode.text, series=format_series(fam.name, key), type=fam.type))
-                if is_counter and point.value < 0:
+                if is_counter and not point.value >= 0:  # NaN too
                     raise _negative(fam.name, key, point.value)
+                if is_summary:
+                    problem = _summary_problem(fam.name, key, point)
+                    if problem is not None:
+                        raise problem
                 keys.append(key)
                 found.append(series)
             plan.append((fam, existing, keys, found))
-        self._check_limit(new_series, "push")
+        self._check_limit(new_series, "push", 1 if new_group else 0)
         return plan
 
     def _recheck(self, batch: Batch, memo: tuple) -> list:
@@ -422,8 +477,13 @@ class Store:
             start = end
             if fam.type == COUNTER:
                 for point, stored in zip(fam.points, found):
-                    if point.value < 0:
+                    if not point.value >= 0:  # NaN too
                         raise _negative(fam.name, stored.key, point.value)
+            elif fam.type == SUMMARY:
+                for point, stored in zip(fam.points, found):
+                    problem = _summary_problem(fam.name, stored.key, point)
+                    if problem is not None:
+                        raise problem
             plan.append((fam, family, None, found))
         return plan
 

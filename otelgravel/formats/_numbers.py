@@ -43,6 +43,8 @@ def parse_int64_timestamp(token: str) -> int | None:
     """A Prometheus text timestamp: milliseconds as digits that fit an int64."""
     if _INT.fullmatch(token) is None:
         return None
+    if len(token) > 19 and len(token.lstrip("0")) > 19:
+        return None  # over int64 whatever it is; and int() refuses more than 4300 digits
     value = int(token)
     return value if value <= _INT64_MAX else None
 

@@ -71,8 +71,13 @@ def _quantile(q: float) -> str:
     return 'quantile="' + format_bound(q) + '"'
 
 
+# OpenMetrics: an exemplar's label names and values together are at most 128 characters.
+_EXEMPLAR_MAX_CHARS = 128
+
+
 def _exemplar(ex) -> str:
-    if ex is None:
+    """An exemplar, or nothing for one whose labels are longer than OpenMetrics allows."""
+    if ex is None or sum(len(k) + len(v) for k, v in ex.labels) > _EXEMPLAR_MAX_CHARS:
         return ""
     ts = "" if ex.timestamp is None else " " + format_value(ex.timestamp)
     return f" # {{{label_text(ex.labels)}}} {format_value(ex.value)}{ts}"
@@ -123,17 +128,37 @@ def _shaped_lines(name: str, type_: str, labels: str, p: Point, created: float |
         om = created is not None
         lines = _bucket_lines(name, labels, p, (p.bucket_exemplars or {}) if om else {})
         if type_ == GAUGEHISTOGRAM:
-            _count_and_sum(lines, name, braces, _count(p), p.sum, "_gcount", "_gsum")
+            if not om or _om_gsum_ok(p):
+                _count_and_sum(lines, name, braces, _count(p), p.sum, "_gcount", "_gsum")
             return lines  # a gauge histogram has no _created
-        _count_and_sum(lines, name, braces, _count(p), p.sum, "_count", "_sum")
+        if not om or _om_sum_ok(p):
+            _count_and_sum(lines, name, braces, _count(p), p.sum, "_count", "_sum")
     elif type_ == SUMMARY:
         lines = _quantile_lines(name, labels, p)
-        _count_and_sum(lines, name, braces, p.count, p.sum, "_count", "_sum")
+        sum_ = p.sum
+        if created is not None and sum_ is not None and not sum_ >= 0:
+            sum_ = None  # OpenMetrics: a summary's _sum is never negative nor NaN
+        _count_and_sum(lines, name, braces, p.count, sum_, "_count", "_sum")
     else:
         return None
     if created is not None:
         lines.append(f"{name}_created{braces} {format_value(created)}\n")
     return lines
+
+
+def _om_sum_ok(p: Point) -> bool:
+    """May an OpenMetrics histogram show ``_count`` and ``_sum``? Only both or neither, and
+    ``_sum`` never NaN, negative, or beside negative buckets; else the buckets alone (``+Inf`` is
+    the count) are a valid histogram."""
+    s = p.sum
+    return s is not None and s >= 0 and p.buckets[0][0] >= 0
+
+
+def _om_gsum_ok(p: Point) -> bool:
+    """A gauge histogram's ``_gcount`` and ``_gsum``: both or neither, ``_gsum`` not NaN, and
+    negative only with negative buckets."""
+    s = p.sum
+    return s is not None and s == s and (s >= 0 or p.buckets[0][0] < 0)
 
 
 def _text_series(name: str, type_: str, labels: str, p: Point) -> str:
@@ -163,7 +188,7 @@ def _om_series(name: str, type_: str, labels: str, p: Point, created: float) -> 
         return "".join(lines)
     if type_ == INFO:
         return f"{name}_info{braces} {format_value(p.value)}\n"
-    return f"{name}{braces} {format_value(p.value)}{_exemplar(p.exemplar)}\n"
+    return f"{name}{braces} {format_value(p.value)}\n"  # exemplars: counters and buckets only
 
 
 def write_text(store, now: float) -> str:

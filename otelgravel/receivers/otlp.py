@@ -6,12 +6,13 @@ families, push each group family by family (OTLP's partial success), answer with
 ``http_errors``: 400 undecodable, 405 another method (aiohttp's router), 413 over the body
 limit (after decompression), 415 neither protobuf nor JSON.
 
-A family the store refuses (e.g. its type conflicts with a family pushed as text) counts its
-points in ``partial_success.rejected_data_points``; the translator's state for that family is not
-committed, so a later export recomputes the same increments. An export that would pass the
-series limit is refused whole with 429 (nothing applied), so that the SDK retries it later.
-
-The translator's per-source state is expired by the service's tick (``translator.expire``).
+The decoded request is submitted to the state layer as one record; translation (which reads and
+updates the per-source memory of cumulative streams) happens when the record is applied, in log
+order (``state.applier``). A family the store refuses (e.g. its type conflicts with a family
+pushed as text) counts its points in ``partial_success.rejected_data_points``; the per-source
+memory for that family is not committed, so a later export recomputes the same increments. An
+export that would pass the series limit is refused whole with 429 (nothing applied), so that the
+SDK retries it later.
 """
 from __future__ import annotations
 
@@ -25,10 +26,13 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest, ExportMetricsServiceResponse)
 
-from ..errors import DecodeError, GravelError, LimitError, UnsupportedMediaType
-from ..formats.decoding import decode_body
 from ..auth.guard import authorize
+from ..errors import DecodeError, GravelError, UnsupportedMediaType
+from ..formats.decoding import decode_body
 from ..http_errors import error_response
+from ..state import OTLP, Record, StateBackend
+from ..telemetry.counters import Stats
+from ..translate.otlp import resource_jobs
 
 PATH = "/v1/metrics"
 PROTOBUF = "application/x-protobuf"
@@ -77,6 +81,13 @@ def decode_request(body: bytes, content_type: str) -> ExportMetricsServiceReques
                                          ignore_unknown_fields=True)
         except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
             raise DecodeError(f"invalid OTLP JSON body: {exc}") from exc
+        except OverflowError as exc:  # an enum written 1e400
+            raise DecodeError(f"invalid OTLP JSON body: a number out of range ({exc})") from exc
+        except SystemError as exc:  # upb, on a key with a lone surrogate escape ("\ud800")
+            cause = exc.__context__
+            reason = ("a key with a lone surrogate escape" if isinstance(cause, UnicodeError)
+                      else str(cause or exc))
+            raise DecodeError(f"invalid OTLP JSON body: {reason}") from exc
     raise UnsupportedMediaType(
         f"unsupported Content-Type {content_type!r}: send {PROTOBUF} or {JSON}")
 
@@ -97,7 +108,10 @@ def _join(errors: list[str]) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
-def otlp_routes(processor, translator, *, max_body: int) -> list[web.RouteDef]:
+def otlp_routes(state: StateBackend, *, max_body: int,
+                stats: Stats | None = None) -> list[web.RouteDef]:
+    stats = stats if stats is not None else Stats()
+
     async def export(request: web.Request) -> web.Response:
         now = time.time()
         content_type = request.content_type
@@ -108,29 +122,19 @@ def otlp_routes(processor, translator, *, max_body: int) -> list[web.RouteDef]:
             raw = await request.read()
             body = decode_body(raw, request.headers.get("Content-Encoding"), max_body)
             message = decode_request(body, content_type)
-            authorize(request, translator.jobs_of(message))  # 403 before anything is applied
+            authorize(request, resource_jobs(message))  # 403 before anything is applied
+            if content_type != PROTOBUF:  # the log keeps every export as protobuf
+                body = message.SerializeToString()
+            result = await state.submit(Record(OTLP, now, (), "", body, message))
         except GravelError as exc:
+            stats.refused("otlp", exc, 0, (), request.remote, now)
             return error_response(exc, otlp=True)
-
-        translation = translator.translate(message, now)
-        try:
-            processor.check_capacity(translation.groups)
-        except LimitError as exc:  # the whole export waits: 429 lets the SDK retry it later
-            return error_response(exc, otlp=True)
-        rejected = translation.rejected
-        errors = list(translation.errors)
-        for group, families in translation.groups:
-            refused = processor.push_each(group, families, now)
-            refused_ids = {id(family) for family, _ in refused}
-            for family in families:
-                if id(family) not in refused_ids:
-                    translation.commit(family)
-            for family, exc in refused:
-                rejected += len(family.points)
-                if len(errors) < 10:
-                    errors.append(str(exc))
-        for group, name, labels in translation.removals:
-            processor.remove_series(group, name, labels)
-        return encode_response(rejected, _join(errors), content_type)
+        stats.accepted("otlp", result.accepted)
+        if result.rejected:
+            stats.refused_points("otlp", "refused", result.rejected)
+            stats.otlp_partial_success += 1
+            for group, exc in result.refusals:
+                stats.refusal("otlp", exc, group, request.remote, now)
+        return encode_response(result.rejected, _join(result.errors), content_type)
 
     return [web.post(PATH, export)]

@@ -1,7 +1,8 @@
 """The ``pushgateway`` receiver: the Pushgateway's push API, plus Gravel's bare ``/metrics``.
 
-Thin on purpose: read the body, pick the parser by Content-Type, hand the batch and the grouping
-key to the processor, answer. Parsing and aggregation live in ``formats`` and ``core``.
+Thin on purpose: read the body, pick the parser by Content-Type, submit the push (grouping key,
+body, the parsed batch) to the state layer as a record, answer. Parsing and aggregation live in
+``formats`` and ``core``; durability and log order in ``state``.
 """
 from __future__ import annotations
 
@@ -11,35 +12,32 @@ from functools import lru_cache
 
 from aiohttp import web
 
-from ..errors import GravelError, LimitError
+from ..errors import GravelError, LimitError, StateUnavailable
 from ..formats.decoding import decode_body
 from ..formats.negotiation import push_format
-from ..formats.openmetrics import parse_openmetrics
-from ..formats.prom_protobuf import parse_prom_protobuf
-from ..formats.prom_text import parse_prom_text
 from ..http_errors import error_response
-from ..processor import GravelProcessor
+from ..state import DELETE, FAILURE, PUSH, WIPE, Record, StateBackend
+from ..state.applier import PARSERS
+from ..telemetry.counters import Stats, batch_points
 from .grouping import parse_grouping_key
 
 log = logging.getLogger("otelgravel.pushgateway")
-
-_PARSERS = {"text": parse_prom_text, "openmetrics": parse_openmetrics,
-            "protobuf": parse_prom_protobuf}
 
 # A function instance pushes to the same path with the same headers again and again: both are
 # read once per distinct value (errors are not cached; the caches are bounded). The path cache is
 # large because an LRU smaller than the set of pushing groups misses on every round-robin push.
 _grouping_key = lru_cache(maxsize=65536)(parse_grouping_key)
-_parser_for = lru_cache(maxsize=64)(lambda content_type: _PARSERS[push_format(content_type)])
+_format_for = lru_cache(maxsize=64)(
+    lambda content_type: (push_format(content_type), PARSERS[push_format(content_type)]))
 
 
 class PushgatewayReceiver:
-    def __init__(self, processor: GravelProcessor, *, admin_api: bool = False,
-                 max_body: int = 16 << 20, wipe=None):
-        self.processor = processor
+    def __init__(self, state: StateBackend, *, admin_api: bool = False,
+                 max_body: int = 16 << 20, stats: Stats | None = None):
+        self.state = state
+        self.stats = stats if stats is not None else Stats()
         self.admin_api = admin_api
         self.max_body = max_body
-        self._wipe = wipe or processor.wipe  # the service also resets the OTLP source memory
 
     def routes(self) -> list[web.RouteDef]:
         routes = [
@@ -49,7 +47,7 @@ class PushgatewayReceiver:
             web.post("/metrics/job{tail:.*}", self.push),
             web.delete("/metrics/job{tail:.*}", self.delete),
             web.get("/-/healthy", self.healthy),
-            web.get("/-/ready", self.healthy),
+            web.get("/-/ready", self.ready),
         ]
         if self.admin_api:
             routes.append(web.put("/api/v1/admin/wipe", self.wipe))
@@ -63,6 +61,7 @@ class PushgatewayReceiver:
     async def push(self, request: web.Request) -> web.Response:
         now = time.time()
         group = ()
+        batch = ()
         try:
             group = self._group(request)
             content = request.content
@@ -71,26 +70,54 @@ class PushgatewayReceiver:
             else:
                 raw = await request.read()
             body = decode_body(raw, request.headers.get("Content-Encoding"), self.max_body)
-            batch = _parser_for(request.headers.get("Content-Type"))(body)
-            self.processor.push(group, batch, now)
+            fmt, parse = _format_for(request.headers.get("Content-Type"))
+            batch = parse(body)
+        except GravelError as exc:  # refused before the state: a FAILURE record marks the group
+            await self._refused(group, now)
+            return self._refusal(request, exc, group, batch, now)
+        try:  # a refusal by the store is recorded by the applier itself
+            await self.state.submit(Record(PUSH, now, group, fmt, body, batch))
         except GravelError as exc:
-            self.processor.refused(group, now)
-            log.log(logging.WARNING if isinstance(exc, LimitError) else logging.DEBUG,
-                    "push refused", extra={"fields": {"path": request.path, "reason": str(exc)}})
-            return error_response(exc)
+            return self._refusal(request, exc, group, batch, now)
+        self.stats.accepted("pushgateway", batch_points(batch))
         return web.Response(status=200)
+
+    def _refusal(self, request: web.Request, exc: GravelError, group, batch,
+                 now: float) -> web.Response:
+        self.stats.refused("pushgateway", exc, batch_points(batch), group, request.remote, now)
+        log.log(logging.WARNING if isinstance(exc, (LimitError, StateUnavailable)) else logging.DEBUG,
+                "push refused", extra={"fields": {"path": request.path, "reason": str(exc)}})
+        return error_response(exc)
 
     async def delete(self, request: web.Request) -> web.Response:
         try:
             group = self._group(request)
         except GravelError as exc:
             return error_response(exc)
-        self.processor.delete(group)
+        try:
+            await self.state.submit(Record(DELETE, time.time(), group))
+        except GravelError as exc:
+            return error_response(exc)
         return web.Response(status=202)
 
     async def wipe(self, request: web.Request) -> web.Response:
-        self._wipe()
+        try:
+            await self.state.submit(Record(WIPE, time.time()))
+        except GravelError as exc:
+            return error_response(exc)
         return web.Response(status=202)
 
+    async def _refused(self, group, now: float) -> None:
+        if group in self.state.applier.store.groups:  # only a known group has a failure time
+            try:
+                await self.state.submit(Record(FAILURE, now, group))
+            except GravelError:
+                pass  # push_failure_time is best effort; the push's own answer says what failed
+
     async def healthy(self, request: web.Request) -> web.Response:
+        return web.Response(text="OK\n")
+
+    async def ready(self, request: web.Request) -> web.Response:
+        if not self.state.ready:
+            return web.Response(status=503, text="state not restored yet\n")
         return web.Response(text="OK\n")

@@ -82,6 +82,7 @@ from ..errors import ClearModeError
 from ..model import (COUNTER, FAMILY, GAUGE, HISTOGRAM, INF, INFO, REPLACE, SUM, SUM_KIND,
                      SUMMARY, WINDOW_KIND, ClearMode, Exemplar, Family, Labels, Point)
 from .names import attribute_value, labels_from_pairs, metric_name
+from .sources import SourceMemory, _Source
 
 DELTA = 1
 CUMULATIVE = 2
@@ -137,24 +138,6 @@ class Translation:
     @property
     def error_message(self) -> str:
         return "; ".join(self.errors)
-
-
-class _Source:
-    """What the translator remembers of one cumulative stream."""
-
-    __slots__ = ("start", "value", "buckets", "sum", "count", "seen", "correction")
-
-    def __init__(self, start: int, value: float = 0.0, buckets: tuple | None = None,
-                 sum: float | None = None, count: float = 0.0, correction: tuple | None = None):
-        self.start = start
-        self.value = value
-        self.buckets = buckets
-        self.sum = sum
-        self.count = count
-        self.seen = 0.0
-        # For non-monotonic cumulative sums: (group, family name, type, labels) to undo the
-        # source's contribution when it goes away.
-        self.correction = correction
 
 
 # ---- value helpers ---------------------------------------------------------------------------
@@ -428,11 +411,26 @@ def _fold(existing: Point, point: Point, type_: str) -> bool:
     return True
 
 
+def job_of(attrs: dict) -> str:
+    """A resource's job: ``service.namespace/service.name``, or the name alone."""
+    name = attrs.get("service.name") or UNKNOWN_SERVICE
+    namespace = attrs.get("service.namespace")
+    return f"{namespace}/{name}" if namespace else name
+
+
+def resource_jobs(request) -> set[str]:
+    """The job of every resource of an export, as ``translate`` names it (stateless: the security
+    edge checks them before anything is applied)."""
+    return {job_of({kv.key: attribute_value(kv.value) for kv in rm.resource.attributes})
+            for rm in request.resource_metrics}
+
+
 # ---- the translator --------------------------------------------------------------------------
 
 class OtlpTranslator:
     def __init__(self, keep_instance: bool = False, source_ttl: float = 3600.0,
-                 max_sources: int = 100_000, exp_histogram_scale: int = 3, rule_for=None):
+                 max_sources: int = 100_000, exp_histogram_scale: int = 3, rule_for=None,
+                 memory: "SourceMemory | None" = None):
         if not -10 <= exp_histogram_scale <= 20:
             raise ValueError("exp_histogram_scale must be within -10..20")
         self.keep_instance = keep_instance
@@ -442,26 +440,26 @@ class OtlpTranslator:
         # The server-side rules (family name -> ClearMode or None) decide a gauge's mode when no
         # clear_mode attribute does; sums and histograms keep the mode their temporality implies.
         self.rule_for = rule_for or (lambda name: None)
-        # Least recently updated first, so expiry and eviction both pop from the front.
-        self._sources: OrderedDict = OrderedDict()
-        self._corrections: list = []  # evicted non-monotonic sources awaiting expire()
+        # The per-source memory is state (the state layer snapshots it and applies it in log
+        # order); the translator itself only maps.
+        self.memory = memory if memory is not None else SourceMemory(max_sources, source_ttl)
+
+    @property
+    def _sources(self) -> OrderedDict:
+        return self.memory.sources
 
     def __len__(self) -> int:
-        return len(self._sources)
+        return len(self.memory.sources)
 
     def snapshot(self) -> tuple:
-        """The per-source memory as plain (picklable) data, kept with the store across restarts."""
-        return list(self._sources.items()), list(self._corrections)
+        return self.memory.snapshot()
 
     def restore(self, state: tuple) -> None:
-        sources, corrections = state
-        self._sources = OrderedDict(sources)
-        self._corrections = list(corrections)
+        self.memory.restore(state)
 
     def reset(self) -> None:
         """Forget every source (the admin wipe: the store's aggregates are gone too)."""
-        self._sources.clear()
-        self._corrections.clear()
+        self.memory.reset()
 
     # ---- public ------------------------------------------------------------------------------
 
@@ -491,67 +489,20 @@ class OtlpTranslator:
         b.finish()
         return t
 
-    def jobs_of(self, request) -> set[str]:
-        """The job of every resource of a request, as ``translate`` names it (stateless)."""
-        return {dict(self.group_of({kv.key: attribute_value(kv.value)
-                                    for kv in rm.resource.attributes}))["job"]
-                for rm in request.resource_metrics}
-
     def group_of(self, attrs: dict) -> Labels:
-        name = attrs.get("service.name") or UNKNOWN_SERVICE
-        namespace = attrs.get("service.namespace")
-        job = f"{namespace}/{name}" if namespace else name
+        job = job_of(attrs)
         if self.keep_instance:
             return (("instance", attrs.get("service.instance.id", "")), ("job", job))
         return (("job", job),)
 
     def expire(self, now: float) -> list:
-        """Forget sources not updated for ``source_ttl``; returns ``(group, families)`` with the
-        negative ``sum`` corrections that remove what expired (or evicted) non-monotonic
-        cumulative sources contributed. The caller pushes them."""
-        dead = self._corrections
-        self._corrections = []
-        deadline = now - self.source_ttl
-        sources = self._sources
-        while sources:
-            key, src = next(iter(sources.items()))
-            if src.seen > deadline:
-                break
-            del sources[key]
-            if src.correction is not None:
-                dead.append(src)
-        if not dead:
-            return []
-        by_group: dict[Labels, dict[str, Family]] = {}
-        for src in dead:
-            group, name, type_, labels = src.correction
-            families = by_group.setdefault(group, {})
-            family = families.get(name)
-            if family is None:
-                family = families[name] = Family(name, type_)
-            for p in family.points:
-                if p.labels == labels:
-                    p.value -= src.value
-                    break
-            else:
-                family.points.append(Point(labels, SUM, -src.value))
-        return [(group, list(families.values())) for group, families in by_group.items()]
+        """See ``SourceMemory.expire``."""
+        return self.memory.expire(now)
 
     # ---- internals ---------------------------------------------------------------------------
 
     def _commit(self, updates: list, now: float) -> None:
-        sources = self._sources
-        for key, src in updates:
-            if src is None:
-                sources.pop(key, None)
-                continue
-            src.seen = now
-            sources[key] = src
-            sources.move_to_end(key)
-        while len(sources) > self.max_sources:
-            _, old = sources.popitem(last=False)
-            if old.correction is not None:
-                self._corrections.append(old)
+        self.memory.commit(updates, now)
 
     def _target_info(self, t: Translation, b: _Builder, types: dict, group: Labels,
                      attrs: dict) -> None:

@@ -34,6 +34,10 @@ class Gateway:
                     "exporters.prometheus.endpoint=127.0.0.1:0",
                     "receivers.otlp.protocols.http.endpoint=127.0.0.1:0",
                     "receivers.pushgateway.admin_api=true"]
+        if not any(item.startswith("service.telemetry.metrics") for item in sets) and \
+                "telemetry" not in (config or ""):
+            # no test listens on the default localhost:8888: sessions run side by side
+            sets = ["service.telemetry.metrics.address=127.0.0.1:0", *sets]
         for item in (defaults if config is None else []) + list(sets):
             args += ["--set", item]
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -52,6 +56,7 @@ class Gateway:
         self.url = url.get("pushgateway", url.get("prometheus", ""))
         self.scrape_url = url["prometheus"]
         self.otlp_url = url.get("otlp")
+        self.telemetry_url = url.get("telemetry")
 
     def _read_log(self):
         for line in self.proc.stderr:

@@ -180,6 +180,10 @@ BAD_REQUESTS = [
         {"name": "x", "sum": {"dataPoints": [{"asInt": "1", "timeUnixNano": "1", "exemplars": [
             {"asInt": "1", "traceId": "not-hex"}]}]}}]}]}]}), 400),
     ("JSON not UTF-8", JSON, None, b'{"resourceMetrics": "\xff"}', 400),
+    ("JSON key with a lone surrogate escape", JSON, None,
+     b'{"resourceMetrics": [{"\\ud800": 1}]}', 400),
+    ("JSON enum written 1e400", JSON, None, b'{"resourceMetrics": [{"scopeMetrics": [{"metrics": '
+     b'[{"name": "x", "sum": {"aggregationTemporality": 1e400}}]}]}]}', 400),
     ("gzip that is not", PROTOBUF, "gzip", b"this is not gzip", 400),
     ("deflate that is not", JSON, "deflate", b"\x00\x01garbage", 400),
     ("unknown encoding", PROTOBUF, "br-nope", _VALID, 415),
@@ -306,7 +310,7 @@ def test_no_recorded_value_removes_the_series(gateway):
 
 
 def test_the_series_limit_answers_429_and_applies_nothing(gateway_factory):
-    gw = gateway_factory(["processors.gravel.max_series=2"])
+    gw = gateway_factory(["processors.gravel.max_series=4"])  # hits and the group's two gauges
     first = ExportMetricsServiceRequest(resource_metrics=[resource_metrics(
         "svc", delta_counter("hits", 1, route="/a"))])
     assert post(gw, first.SerializeToString())[0] == 200
@@ -315,7 +319,7 @@ def test_the_series_limit_answers_429_and_applies_nothing(gateway_factory):
         delta_counter("errors", 1, route="/c"))])
     status, body, _ = post(gw, over.SerializeToString())
     assert status == 429, body
-    assert "max_series=2" in body.decode(errors="replace")
+    assert "max_series=4" in body.decode(errors="replace")
     samples = gw.samples()
     hits = [v for k, v in samples.items() if k[0] == "hits_total"]
     assert hits == [1] and not [k for k in samples if k[0] in ("misses_total", "errors_total")]

@@ -234,14 +234,15 @@ def test_histograms_with_different_layouts_scrape_valid(gateway):
 
 
 def test_max_series_refuses_the_whole_push_and_logs_it(gateway_factory):
-    gw = gateway_factory(["processors.gravel.max_series=3"])
+    # 5 = a, b and the group's push_time_seconds and push_failure_time_seconds, then c
+    gw = gateway_factory(["processors.gravel.max_series=5"])
     assert gw.push("/metrics/job/fn", "a 1\nb 1\n")[0] == 200
     status, body, _ = gw.push("/metrics/job/fn", "a 1\nc 1\nd 1\n")
-    assert status == 400 and "max_series=3" in body.decode()
+    assert status == 400 and "max_series=5" in body.decode()
     assert gw.push("/metrics/job/fn", "a 1\nc 1\n")[0] == 200
     samples = gw.samples()
     assert [(k[0], v) for k, v in sorted(samples.items()) if k[0] in "abcd"] == [("a", 2), ("b", 1), ("c", 1)]
-    assert any("level=warning" in line and "max_series=3" in line for line in gw.log)
+    assert any("level=warning" in line and "max_series=5" in line for line in gw.log)
 
 
 def test_protobuf_delimited_push_as_client_golang_sends_it(gateway):

@@ -17,7 +17,9 @@ def test_embedded_default_matches_the_spec():
     assert config.pushgateway.admin_api is False
     assert config.pushgateway.max_body_size == 16 << 20
     assert (config.gravel.expire_after, config.gravel.max_series, config.gravel.rules) == (0, 1_000_000, [])
-    assert (config.gravel.persistence_file, config.gravel.persistence_interval) == ("", 300)
+    storage = config.gravel.storage
+    assert (storage.directory, storage.sync, storage.sync_interval, storage.snapshot_interval) \
+        == ("", "interval", 1.0, 300.0)
 
 
 def test_configs_default_is_the_embedded_default():
@@ -49,13 +51,36 @@ def test_set_overrides_with_yaml_values():
     (["receivers.pushgateway.colour=blue"], "receivers::pushgateway::colour: unknown key"),
     (["service.pipelines.metrics.processors=[batch]"], 'service::pipelines::metrics::processors: references processor "batch" which is not configured'),
     (["processors.gravel.max_series=0"], "processors::gravel::max_series: must be a whole number > 0"),
+    (["processors.gravel.max_groups=0"], "processors::gravel::max_groups: must be a whole number > 0"),
+    (["receivers.pushgateway.read_header_timeout=-1s"],
+     "receivers::pushgateway::read_header_timeout: must be a duration >= 0"),
+    (["receivers.otlp.protocols.http.idle_timeout=0s"],
+     "receivers::otlp::protocols::http::idle_timeout: must be > 0"),
+    (["receivers.pushgateway.max_connections=-5"],
+     "receivers::pushgateway::max_connections: must be a whole number > 0"),
+    (["exporters.prometheus.read_timeout=5s"],
+     "exporters::prometheus: shares its endpoint (one server) with receivers::pushgateway"),
     (["processors.gravel.rules=[{metric: '(', clear_mode: sum}]"], "processors::gravel::rules::0::metric: invalid regular expression"),
     (["processors.gravel.rules=[{metric: '^a', clear_mode: summary5m}]"], 'processors::gravel::rules::0::clear_mode: invalid clear_mode "summary5m"'),
     (["receivers.otlp.protocols.http.max_body_size=lots"], "receivers::otlp::protocols::http::max_body_size: must be a size"),
     (["service.telemetry.logs.level=loud"], "service::telemetry::logs::level: must be one of"),
-    (["processors.gravel.persistence_file=/tmp/x", "processors.gravel.persistence_interval=0s"],
-     'processors::gravel::persistence_interval: must be > 0 (got "0s")'),
-    (["processors.gravel.persistence_file=[1]"], "processors::gravel::persistence_file: must be a file path"),
+    (["processors.gravel.persistence_file=/tmp/x"],
+     "processors::gravel::persistence_file: removed: the state is kept in "
+     "processors::gravel::storage::directory"),
+    (["processors.gravel.persistence_interval=5m"], "processors::gravel::persistence_interval: removed"),
+    (["processors.gravel.storage.directory=[1]"], "processors::gravel::storage::directory: must be a directory path"),
+    (["processors.gravel.storage.sync=sometimes"],
+     "processors::gravel::storage::sync: must be always, interval or never (got 'sometimes')"),
+    (["processors.gravel.storage.sync_interval=0s"], 'processors::gravel::storage::sync_interval: must be > 0 (got "0s")'),
+    (["processors.gravel.storage.snapshot_interval=-1s"], "processors::gravel::storage::snapshot_interval: must"),
+    (["processors.gravel.storage.path=/x"], "processors::gravel::storage"),
+    (["service.telemetry.metrics.address=nowhere"],
+     'service::telemetry::metrics::address: must be host:port (got "nowhere")'),
+    (["service.telemetry.metrics.address=localhost:4278"],
+     'service::telemetry::metrics::address: must differ from exporters::prometheus::endpoint'),
+    (["service.telemetry.metrics.address=localhost:4318"],
+     'service::telemetry::metrics::address: must differ from receivers::otlp::protocols::http::endpoint'),
+    (["service.telemetry.metrics.colour=red"], "service::telemetry::metrics::colour: unknown key"),
 ])
 def test_each_problem_names_its_key(sets, problem):
     with pytest.raises(ConfigError) as err:
@@ -81,3 +106,14 @@ def test_unreadable_and_invalid_files(tmp_path):
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_is_valid(path):
     load_config(str(path))
+
+
+@pytest.mark.parametrize("sets, address", [
+    ([], Endpoint("localhost", 8888)),
+    (["service.telemetry.metrics.address=0.0.0.0:9999"], Endpoint("0.0.0.0", 9999)),
+    (["service.telemetry.metrics.address="], None),
+    (["service.telemetry.metrics.address=''"], None),
+])
+def test_telemetry_address(sets, address):
+    assert load_config(None, sets).telemetry_address == address
+

@@ -152,13 +152,53 @@ def test_type_can_change_once_the_family_is_gone():
 
 
 def test_max_series_refuses_the_whole_push():
-    store = Store(max_series=2)
+    store = Store(max_series=4)  # a, b, and the group's push_time_seconds, push_failure_time_seconds
     store.apply([counter("a", 1)], G1, now=1)
-    with pytest.raises(LimitError, match="max_series=2"):
+    with pytest.raises(LimitError, match="max_series=4"):
         store.apply([counter("b", 1), counter("c", 1)], G1, now=2)
     assert store.series_count == 1 and store.limit_refusals == 1
     store.apply([counter("a", 1), counter("b", 1)], G1, now=3)
     assert store.series_count == 2 and store.limit_refusals == 1
+
+
+# (max_series, max_groups, pushes before, the push, refused with): whatever kind, the series that
+# would be the limit's first one too many is refused, and the refusal names the limit.
+_EMPTY = []
+LIMITS = [
+    pytest.param(4, None, [(G1, [counter("a", 1)])], (G1, [counter("b", 1)]), None,
+                 id="4th exposed series fits"),
+    pytest.param(3, None, [(G1, [counter("a", 1)])], (G1, [counter("b", 1)]), "max_series=3",
+                 id="4th exposed series: a pushed one"),
+    pytest.param(3, None, [(G1, [counter("a", 1)])], (G2, _EMPTY), "max_series=3",
+                 id="an empty push to a new group adds its 2 gauges"),
+    pytest.param(4, None, [(G1, _EMPTY)], (G2, _EMPTY), None, id="two empty groups fit in 4"),
+    pytest.param(5, None, [(G1, _EMPTY), (G2, _EMPTY)], (((("job", "c"),)), _EMPTY), "max_series=5",
+                 id="the 3rd empty group would make 6"),
+    pytest.param(100, 2, [(G1, _EMPTY), (G2, _EMPTY)], (((("job", "c"),)), _EMPTY), "max_groups=2",
+                 id="max_groups"),
+    pytest.param(100, 2, [(G1, _EMPTY), (G2, _EMPTY)], (G2, [counter("a", 1)]), None,
+                 id="max_groups: an existing group still pushes"),
+    pytest.param(3, None, [], (G1, [counter("a", 1), counter("b", 1)]), "max_series=3",
+                 id="new group and its series together"),
+]
+
+
+@pytest.mark.parametrize("max_series, max_groups, before, push, refusal", LIMITS)
+def test_limits_count_every_exposed_series_and_the_groups(max_series, max_groups, before, push,
+                                                           refusal):
+    store = Store(max_series=max_series, max_groups=max_groups)
+    for group, batch in before:
+        store.apply(batch, group, now=1)
+    state = (snapshot(store), sorted(store.groups), store.exposed_count)
+    if refusal is None:
+        store.apply(push[1], push[0], now=2)
+        assert store.exposed_count <= max_series
+        return
+    with pytest.raises(LimitError, match=refusal):
+        store.apply(push[1], push[0], now=2)
+    assert (snapshot(store), sorted(store.groups), store.exposed_count) == state
+    with pytest.raises(LimitError, match=refusal):  # OTLP's check of a whole export says the same
+        store.check_capacity([push])
 
 
 def test_expire_after_drops_idle_series_and_then_idle_groups():
@@ -195,10 +235,10 @@ def test_metadata_without_samples_creates_nothing():
 
 
 def test_check_capacity_counts_new_series_across_pushes_once():
-    store = Store(max_series=3)
+    store = Store(max_series=7)  # 3 series, 2 groups with 2 gauges each
     store.apply([counter("a", 1)], G1, now=1)
     store.check_capacity([(G1, [counter("a", 1), counter("b", 1)]), (G2, [counter("b", 1)])])
-    with pytest.raises(LimitError, match="adds 3"):
+    with pytest.raises(LimitError, match="adds 5"):  # 3 series and G2's 2 gauges
         store.check_capacity([(G1, [counter("b", 1), counter("c", 1)]), (G2, [counter("b", 1)])])
     assert store.series_count == 1 and store.limit_refusals == 1
 

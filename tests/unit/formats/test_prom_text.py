@@ -208,6 +208,9 @@ BAD = [
     pytest.param('a 1 1.5', 1, "invalid timestamp '1.5'", id="float timestamp"),
     pytest.param('a 1 -5', 1, "invalid timestamp '-5'", id="negative timestamp"),
     pytest.param('a 1 99999999999999999999', 1, "invalid timestamp", id="timestamp overflow"),
+    pytest.param('a 1 ' + '1' * 5000, 1, "invalid timestamp", id="timestamp of 5000 digits"),
+    pytest.param('a{b="c"} 1 ' + '9' * 5000, 1, "invalid timestamp",
+                 id="timestamp of 5000 digits after labels"),
     pytest.param('a 1 2 3', 1, "unexpected text after the timestamp", id="three tokens"),
     pytest.param('a 1 # {b="c"} 1', 1, "invalid timestamp '#'", id="exemplar is not 0.0.4"),
     # ---- metadata

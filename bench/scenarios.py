@@ -1,0 +1,17 @@
+"""The scenarios a run measures, in this order. Adding one: a module (see README.md), one line here.
+
+A scenario module has ``NAME`` (its key in the results JSON and its name for ``--only``),
+``INITIAL`` (that key's value before it runs, e.g. ``[]`` or ``None``) and ``run(bench)``
+(measures, writes ``bench.result[NAME]``); optionally ``add_args(parser)`` (its own flags) and
+``markdown(result) -> str`` (its section of the printed report).
+"""
+
+import scenario_durable
+import scenario_otlp
+import scenario_stages
+
+SCENARIOS = [
+    scenario_stages,
+    scenario_otlp,
+    scenario_durable,
+]

@@ -1,0 +1,168 @@
+"""Connection limits for aiohttp's low-level server: header, request and idle timeouts, a bound on
+open connections, and the file-descriptor limit raised to the hard limit at start.
+
+Why a subclass: aiohttp's ``RequestHandler`` (the protocol of one connection) only has an idle
+timer (``keepalive_timeout``, which we use for ``idle_timeout``); nothing cuts a client that sends
+its headers one byte a second (slowloris) or stalls in the middle of a body, and nothing bounds the
+connections, so 20,000 idle sockets used up the process's file descriptors and every push failed.
+``LimitedRequestHandler`` adds, per connection, what Go's ``http.Server`` has:
+
+- ``read_header_timeout``: from a request's first byte (or the accept) to the end of its headers;
+- ``read_timeout``: from a request's first byte to the end of its body;
+- ``max_connections``: a connection over the bound is closed at accept (``abort``), counted, and
+  logged once per ``SHED_LOG_INTERVAL`` with the count; the others are served as ever.
+
+A timeout closes the connection (as Go does; the request is not complete, there is nobody to answer).
+It watches ``data_received`` and reads two of the handler's attributes (``_request_count``, the
+number of requests whose headers were parsed, and ``_messages``, their queue with each body's
+stream), public in spirit but not in name; ``LimitedServer`` creates these handlers in place of
+``web.Server``'s (it reads ``web.Server``'s ``_loop`` and ``_kwargs``). Everything is in this one
+module so that an aiohttp upgrade has one place to check (tests/reliability pins the behaviour).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from .config import HttpLimits
+
+log = logging.getLogger("otelgravel.http")
+
+SHED_LOG_INTERVAL = 10.0
+
+
+class ConnectionCount:
+    """Open connections of one server, and those shed at accept, logged once per interval."""
+
+    def __init__(self, endpoint: str, limit: int):
+        self.endpoint = endpoint
+        self.limit = limit
+        self.open = 0
+        self.shed = 0          # since start
+        self.timed_out = 0     # closed by read_header_timeout or read_timeout, since start
+        self._unlogged = 0
+        self._log_handle: asyncio.TimerHandle | None = None
+
+    def shed_one(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.shed += 1
+        self._unlogged += 1
+        if self._log_handle is None:  # the first of a burst at once, the rest once per interval
+            self._flush()
+            self._log_handle = loop.call_later(SHED_LOG_INTERVAL, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._log_handle = None
+        if self._unlogged:
+            self._flush()
+
+    def _flush(self) -> None:
+        log.warning("connections shed", extra={"fields": {
+            "endpoint": self.endpoint, "shed": self._unlogged, "shed_total": self.shed,
+            "max_connections": self.limit}})
+        self._unlogged = 0
+
+    def close(self) -> None:
+        if self._log_handle is not None:
+            self._log_handle.cancel()
+            self._log_handle = None
+
+
+class LimitedRequestHandler(RequestHandler):
+    """aiohttp's connection protocol with header and request deadlines and the connection bound."""
+
+    def __init__(self, manager: "LimitedServer", **kwargs):
+        super().__init__(manager, **kwargs)
+        self._limits = manager.limits
+        self._count = manager.count
+        self._shed = False
+        self._deadline: asyncio.TimerHandle | None = None
+        self._request_start = 0.0
+        self._body = None  # the stream of the request whose body is arriving, if any
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        count = self._count
+        if count.limit and count.open >= count.limit:
+            self._shed = True
+            transport.abort()  # before aiohttp sees it: no handler task, no timers
+            count.shed_one(self._loop)
+            return
+        count.open += 1
+        super().connection_made(transport)
+        self._start_request()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._shed:
+            return
+        self._count.open -= 1
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None and self._body is None and data:
+            self._start_request()  # the first byte of the next request on a kept-alive connection
+        before = self._request_count
+        super().data_received(data)
+        if self._request_count != before:  # headers complete
+            messages = self._messages
+            body = messages[-1][1] if messages else None
+            self._cancel_deadline()
+            if body is not None and not body.is_eof():
+                self._body = body
+                if self._limits.read_timeout:
+                    self._deadline = self._loop.call_at(
+                        self._request_start + self._limits.read_timeout, self._too_slow, "body")
+            else:
+                self._body = None
+        elif self._body is not None and self._body.is_eof():
+            self._body = None
+            self._cancel_deadline()
+
+    def _start_request(self) -> None:
+        loop = self._loop
+        self._request_start = now = loop.time()
+        timeout = self._limits.read_header_timeout or self._limits.read_timeout
+        if timeout:
+            self._deadline = loop.call_at(now + timeout, self._too_slow, "headers")
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self, part: str) -> None:
+        self._deadline = None
+        self._count.timed_out += 1
+        log.debug("connection closed: request too slow", extra={"fields": {
+            "endpoint": self._count.endpoint, "waiting_for": part,
+            "timeout": "read_header_timeout" if part == "headers" and self._limits.read_header_timeout
+            else "read_timeout"}})
+        self.force_close()
+
+
+class LimitedServer(web.Server):
+    """``web.Server`` whose connections are ``LimitedRequestHandler``s."""
+
+    def __init__(self, handler, *, limits: HttpLimits, endpoint: str, **kwargs):
+        kwargs["keepalive_timeout"] = limits.idle_timeout
+        super().__init__(handler, **kwargs)
+        self.limits = limits
+        self.count = ConnectionCount(endpoint, limits.max_connections)
+
+    def __call__(self) -> RequestHandler:
+        return LimitedRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, as Go's runtime does; (soft, hard) after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:  # e.g. an unlimited hard limit macOS refuses
+            log.warning("cannot raise the file descriptor limit",
+                        extra={"fields": {"soft": soft, "hard": hard, "error": exc}})
+    return soft, hard

@@ -1,0 +1,114 @@
+"""A record: one change to the state, as the log holds it (file log, Redis stream).
+
+Layout (version 1), all integers little-endian::
+
+    u8  version (1)   u8 kind   f64 time
+    u16 number of grouping labels, then per label: u16 len, name (UTF-8), u32 len, value (UTF-8)
+    u8  format (0 none, 1 text, 2 openmetrics, 3 protobuf)
+    u32 len, body
+
+Framing (length prefix, checksum, sequence number) is the log's business, not the record's.
+Decoding builds only strings, floats and bytes: it runs no code whatever the input, and any input
+that is not a whole record raises ``RecordError``.
+"""
+from __future__ import annotations
+
+import struct
+from functools import lru_cache
+
+from ..errors import GravelError
+
+VERSION = 1
+
+PUSH = 1     # a Pushgateway push: group, fmt, body
+OTLP = 2     # an OTLP export: body is the ExportMetricsServiceRequest as protobuf
+DELETE = 3   # DELETE of a group
+WIPE = 4     # the admin wipe
+FAILURE = 5  # a push refused before it reached the store (push_failure_time_seconds)
+EXPIRE = 6   # the expiry tick: series, groups and OTLP sources expire at ``time``
+KINDS = {PUSH: "push", OTLP: "otlp", DELETE: "delete", WIPE: "wipe", FAILURE: "failure",
+         EXPIRE: "expire"}
+
+FORMATS = ("", "text", "openmetrics", "protobuf")
+_FORMAT_CODE = {name: code for code, name in enumerate(FORMATS)}
+
+_HEAD = struct.Struct("<BBdH")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_TAIL = struct.Struct("<BI")
+
+
+class RecordError(GravelError):
+    """Bytes that are not a record of a version this gateway reads."""
+
+
+class Record:
+    """``parsed`` (the Batch or message the receiver already parsed) is not encoded: it spares
+    the local apply a second parse, and is None for a record read back from a log."""
+
+    __slots__ = ("kind", "time", "group", "fmt", "body", "parsed")
+
+    def __init__(self, kind: int, time: float, group: tuple = (), fmt: str = "",
+                 body: bytes = b"", parsed: object = None):
+        self.kind = kind
+        self.time = time
+        self.group = group
+        self.fmt = fmt
+        self.body = body
+        self.parsed = parsed
+
+    def __repr__(self) -> str:
+        return (f"Record({KINDS.get(self.kind, self.kind)}, time={self.time}, group={self.group!r}, "
+                f"fmt={self.fmt!r}, body={len(self.body)} bytes)")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Record) and all(
+            getattr(self, k) == getattr(other, k) for k in ("kind", "time", "group", "fmt", "body"))
+
+
+@lru_cache(maxsize=8192)  # a function instance pushes to the same group again and again
+def _group_bytes(group: tuple) -> bytes:
+    parts = []
+    for name, value in group:
+        n = name.encode()
+        v = value.encode()
+        parts += (_U16.pack(len(n)), n, _U32.pack(len(v)), v)
+    return b"".join(parts)
+
+
+def encode_record(r: Record) -> bytes:
+    body = r.body
+    return b"".join((_HEAD.pack(VERSION, r.kind, r.time, len(r.group)), _group_bytes(r.group),
+                     _TAIL.pack(_FORMAT_CODE[r.fmt], len(body)), body))
+
+
+def decode_record(b: bytes) -> Record:
+    try:
+        version, kind, time, n = _HEAD.unpack_from(b, 0)
+        if version != VERSION:
+            raise RecordError(f"record version {version} (this gateway reads {VERSION})")
+        if kind not in KINDS:
+            raise RecordError(f"unknown record kind {kind}")
+        at = _HEAD.size
+        group = []
+        for _ in range(n):
+            (size,) = _U16.unpack_from(b, at)
+            at += 2
+            name = b[at:at + size]
+            at += size
+            (size,) = _U32.unpack_from(b, at)
+            at += 4
+            value = b[at:at + size]
+            at += size
+            if at > len(b):
+                raise RecordError("record cut short in its grouping labels")
+            group.append((name.decode(), value.decode()))
+        fmt = b[at]
+        (size,) = _U32.unpack_from(b, at + 1)
+        at += 5
+        body = bytes(b[at:at + size])
+        if fmt >= len(FORMATS) or at + size != len(b):
+            raise RecordError("record body does not end where the record does")
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise RecordError(f"not a record: {exc}") from None
+    return Record(kind, time, tuple(group), FORMATS[fmt], body)

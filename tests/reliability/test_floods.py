@@ -1,0 +1,132 @@
+"""Connection floods: idle keep-alive connections and slowloris clients do not stop pushes, and
+each is closed by its own timeout (shortened by config here); connections over max_connections
+are shed at accept and logged once with a count. Loopback only; bounded in count and time."""
+from __future__ import annotations
+
+import asyncio
+import re
+import resource
+import time
+
+IDLE = 5000
+SLOW = 50
+
+
+async def _connect(host, port):
+    return await asyncio.open_connection(host, port)
+
+
+async def _push(host, port, n) -> tuple[int, float]:
+    """One push on a new connection: (status, seconds)."""
+    start = time.monotonic()
+    reader, writer = await _connect(host, port)
+    body = f"flood_pushes_total {n}\n".encode()
+    writer.write(b"POST /metrics/job/flood HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    status = int((await reader.readline()).split()[1])
+    writer.close()
+    return status, time.monotonic() - start
+
+
+async def _closed_at(reader, start) -> float:
+    """Seconds from ``start`` until the gateway closes this connection."""
+    while await reader.read(1024):
+        pass
+    return time.monotonic() - start
+
+
+async def _keepalive(host, port):
+    reader, writer = await _connect(host, port)
+    writer.write(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    await reader.readexactly(int(re.search(rb"Content-Length: (\d+)", head).group(1)))
+    return reader, writer, time.monotonic()
+
+
+async def _slowloris(host, port, stop: asyncio.Event):
+    reader, writer = await _connect(host, port)
+    start = time.monotonic()
+    header = b"PUT /metrics/job/slow HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000
+    async def trickle():
+        for byte in header:  # one byte every 0.2 s, never the end of the headers
+            if stop.is_set() or writer.is_closing():
+                return
+            try:
+                writer.write(bytes([byte]))
+                await writer.drain()
+            except ConnectionError:
+                return
+            await asyncio.sleep(0.2)
+    sender = asyncio.create_task(trickle())
+    closed = await _closed_at(reader, start)
+    sender.cancel()
+    writer.close()
+    return closed
+
+
+def test_idle_and_slowloris_floods_do_not_stop_pushes(gateway_factory):
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > IDLE + SLOW + 200
+    gw = gateway_factory(["receivers.pushgateway.idle_timeout=15s",
+                          "receivers.pushgateway.read_header_timeout=3s",
+                          "receivers.pushgateway.read_timeout=5s"])
+    host, port = gw.url[len("http://"):].rsplit(":", 1)
+
+    async def flood():
+        idle = []
+        for i in range(0, IDLE, 250):  # in batches, so that the backlog never overflows
+            idle += await asyncio.gather(*(_keepalive(host, port) for _ in range(250)))
+        opened = time.monotonic()
+        stop = asyncio.Event()
+        slow = [asyncio.create_task(_slowloris(host, port, stop)) for _ in range(SLOW)]
+        await asyncio.sleep(0.5)  # the slowloris clients are connected and trickling
+        pushes = []
+        for n in range(10):
+            pushes.append(await _push(host, port, n))
+        pushed = time.monotonic()
+        assert all(not t.done() for t in slow), "a slowloris connection closed before its timeout"
+        closed_idle = await asyncio.wait_for(
+            asyncio.gather(*(_closed_at(r, t) for r, _, t in idle)), 60)
+        slow_closed = await asyncio.wait_for(asyncio.gather(*slow), 30)
+        stop.set()
+        for _, w, _ in idle:
+            w.close()
+        return pushes, closed_idle, slow_closed, pushed - opened
+
+    pushes, closed_idle, slow_closed, pushing = asyncio.run(flood())
+    assert [s for s, _ in pushes] == [200] * 10
+    assert max(t for _, t in pushes) < 1.0, pushes
+    assert pushing < 15, "the pushes took longer than the idle timeout: the test proves nothing"
+    # closed by idle_timeout (15 s after their response), not before, and not much later
+    assert 14 < min(closed_idle) and max(closed_idle) < 15 + 20, (min(closed_idle), max(closed_idle))
+    # closed by read_header_timeout (3 s from their first byte) though they kept sending, well
+    # before the idle timeout (which would close a connection stuck in its headers too)
+    assert 2.5 < min(slow_closed) and max(slow_closed) < 10, (min(slow_closed), max(slow_closed))
+    assert gw.push("/metrics/job/after", "after_total 1\n")[0] == 200
+
+
+def test_connections_over_max_connections_are_shed_and_logged(gateway_factory):
+    gw = gateway_factory(["receivers.pushgateway.max_connections=100"])
+    host, port = gw.url[len("http://"):].rsplit(":", 1)
+
+    async def flood():
+        conns = [await _connect(host, port) for _ in range(150)]
+        await asyncio.sleep(0.5)
+        shed = 0
+        for reader, _ in conns[100:]:
+            try:
+                if await asyncio.wait_for(reader.read(1), 5) == b"":
+                    shed += 1
+            except ConnectionError:
+                shed += 1
+        for _, writer in conns:
+            writer.close()
+        await asyncio.sleep(0.5)  # the gateway sees the closes
+        return shed, await _push(host, port, 1)
+
+    shed, (status, _) = asyncio.run(flood())
+    assert shed == 50 and status == 200
+    lines = [line for line in gw.log if "connections shed" in line]
+    assert len(lines) == 1 and "max_connections=100" in lines[0], lines  # once per interval
+    total = re.search(r"shed_total=(\d+)", lines[0])
+    assert total and int(total.group(1)) >= 1

@@ -36,7 +36,7 @@ from . import Authenticator, Failures, Principal
 log = logging.getLogger("otelgravel.auth")
 
 BCRYPT_HASH = re.compile(rb"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
-MAX_PENDING = 64          # different bcrypt checks waiting or running, over all basicauth extensions
+MAX_PENDING = 32          # different bcrypt checks waiting or running, over all basicauth extensions
 REMEMBERED = 10_000       # verified credentials kept (LRU)
 CHALLENGE = 'Basic realm="otelgravel"'
 

@@ -8,10 +8,12 @@ A scenario module has ``NAME`` (its key in the results JSON and its name for ``-
 
 import scenario_durable
 import scenario_otlp
+import scenario_security
 import scenario_stages
 
 SCENARIOS = [
     scenario_stages,
     scenario_otlp,
     scenario_durable,
+    scenario_security,
 ]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import hmac
 import logging
 import os
@@ -147,8 +146,8 @@ class BasicAuth(Authenticator):
         hashed = self._users.get(user)
         known = hashed is not None
         password_bytes = password.encode()
-        key = hmac.new(self._key, b"\0".join((user.encode(), password_bytes, hashed or b"")),
-                       hashlib.sha256).digest()
+        key = hmac.digest(self._key, b"\0".join((user.encode(), password_bytes, hashed or b"")),
+                          "sha256")  # the one-shot C path
         if known and key in self._remembered:
             self._remembered.move_to_end(key)
             return self._principals[user]

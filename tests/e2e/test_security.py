@@ -367,6 +367,9 @@ def test_health_is_open_and_metrics_asks_for_the_exporters_credentials(secure):
     assert status == 401 and answer["WWW-Authenticate"] == 'Bearer realm="otelgravel"'
     assert gw.request("GET", "/metrics", headers={"Authorization": "Bearer wrong"})[0] == 401
     assert gw.request("GET", "/metrics")[0] == 401
+    for path in ("/", "/api/v1/status", "/api/v1/metrics", "/api/v1/refusals"):  # the status page too
+        assert gw.request("GET", path, headers=basic("admin", USERS["admin"]))[0] == 401, path
+        assert gw.request("GET", path, headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200, path
     # and the scrape token does not push
     assert gw.push("/metrics/job/checkout", COUNTER, headers={"Authorization": f"Bearer {TOKEN}"})[0] == 401
     scrape(gw)

@@ -108,14 +108,13 @@ def test_env_reference_in_a_list_names_the_index():
         expand_env({"service": {"extensions": ["a", "${X}"]}}, {})
 
 
-def test_configs_secure_yaml_is_accepted(monkeypatch):
-    monkeypatch.setenv("SCRAPE_TOKEN", "t0ken")
+def test_configs_secure_yaml_is_accepted():
     config = load_config(str(REPO / "configs" / "secure.yaml"))
     assert config.pushgateway.auth == "basicauth/functions"
     assert config.prometheus.auth == "bearertokenauth/prometheus"
     assert config.otlp.auth == "basicauth/functions"
     assert config.pushgateway.tls.cert_file and config.otlp.tls.cert_file
-    assert config.extensions["bearertokenauth/prometheus"].token == "t0ken"
+    assert config.extensions["bearertokenauth/prometheus"].filename == "/etc/otelgravel/scrape.token"
     assert config.extensions["basicauth/functions"].jobs["checkout"]
 
 

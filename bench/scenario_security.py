@@ -18,7 +18,8 @@ import subprocess
 import sys
 from typing import Any
 
-from common import HOST, REPO_DIR, disturbed, log, median, pick_runs
+from common import HOST, REPO_DIR, log
+from compare import alternate
 from servers import Server, free_port
 
 NAME = "security"
@@ -79,42 +80,21 @@ def _start(bench, mode: str) -> Server:
 
 
 def run(bench) -> None:
-    from workload import VARYING_VALUE
-
     out: dict[str, Any] = {"groups": GROUPS, "connections": bench.args.connections, "push": {}}
     bench.result[NAME] = out
     try:
         servers = {mode: _start(bench, mode) for mode in MODES}
+        auth = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        # at least 2 repetitions: the first one also creates the groups, on every gateway
+        out["push"] = alternate(bench, servers, "security", GROUPS,
+                                {mode: auth for mode in MODES if mode != "none"})
     except Exception as exc:
-        bench.error("security start", exc)
+        bench.error("security", exc)
         return
-    auth = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    runs: dict[str, list] = {mode: [] for mode in MODES}
-    reps = max(2, bench.args.reps)  # the first pass also creates the groups, on every gateway
-    for rep in range(reps):
-        for mode in MODES[rep % 3:] + MODES[:rep % 3]:
-            try:
-                res = bench.wrk(servers[mode], f"security-{mode}",
-                                [str(bench.body_file), str(GROUPS), "", "", "", VARYING_VALUE,
-                                 "" if mode == "none" else auth],
-                                bench.args.connections, bench.args.wrk_threads)
-            except Exception as exc:
-                bench.error(f"security {mode}", exc)
-                continue
-            runs[mode].append(res)
-            log(f"security {mode} rep {rep + 1}: {res['rps']:.0f} pushes/s, p99 {res['p99_ms']:.1f} ms"
-                f"{'' if res['ok'] else ' (ERRORS)'}")
-    for mode, mode_runs in runs.items():
-        good = pick_runs(mode_runs)
-        if not good:
-            continue
-        out["push"][mode] = {"runs": mode_runs, "rps": median([r["rps"] for r in good]),
-                             "p99_ms": median([r["p99_ms"] for r in good]),
-                             "disturbed_runs_in_median": sum(1 for r in good if disturbed(r))}
-    base = out["push"].get("none", {}).get("rps")
+    base = out["push"]["none"]["rps"]
     for mode in ("basic", "tls+basic"):
-        if mode in out["push"] and base:
-            out["push"][mode]["vs_none"] = round(out["push"][mode]["rps"] / base, 3)
+        rps = out["push"][mode]["rps"]
+        out["push"][mode]["vs_none"] = round(rps / base, 3) if base and rps else None
     for server in servers.values():
         server.stop()
 

@@ -15,7 +15,7 @@ import time
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, listen
 from .auth.security import Security
 from .config import Config, Endpoint, HttpLimits
 from .core.store import Store
@@ -134,17 +134,19 @@ class Service:
             runner = web.ServerRunner(server, handle_signals=False,
                                       shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
             await runner.setup()
-            site = web.TCPSite(runner, endpoint.host, endpoint.port, reuse_address=True,
-                               ssl_context=self.security.ssl_context(endpoint))
-            await site.start()
             self._runners.append(runner)
-            host, port = runner.addresses[0][:2]  # the real port when the config said 0
-            bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            scheme = "https" if self.security.ssl_context(endpoint) else "http"
+            ssl_context = self.security.ssl_context(endpoint)
+            # every address the host resolves to (localhost: 127.0.0.1 and ::1), one port
+            for sock in listen.bind(listen.addresses(endpoint.host, endpoint.port), endpoint.port):
+                await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+            shown = [f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}" for a in runner.addresses]
+            bound = shown[0]  # the real port when the config said 0
+            also = {"addresses": ",".join(shown)} if len(shown) > 1 else {}
+            scheme = "https" if ssl_context else "http"
             for component in self._by_endpoint[endpoint]:
                 self.bound[component] = f"{scheme}://{bound}"
             log.info("listening", extra={"fields": {
-                "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound,
+                "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound, **also,
                 "scheme": scheme,
                 "max_connections": limits.max_connections, "max_open_files": fds}})
         self._ticker = asyncio.create_task(self._tick())

@@ -6,8 +6,9 @@ from __future__ import annotations
 from common import disturbed, log, median, pick_runs
 
 
-def alternate(bench, servers: dict, label: str, groups: int) -> dict:
-    """``{mode: {"runs", "rps", "p99_ms", "disturbed_runs_in_median"}}`` for ``{mode: server}``."""
+def alternate(bench, servers: dict, label: str, groups: int, auth: dict | None = None) -> dict:
+    """``{mode: {"runs", "rps", "p99_ms", "disturbed_runs_in_median"}}`` for ``{mode: server}``;
+    ``auth``: ``{mode: Authorization header value}`` for the gateways that ask for credentials."""
     from workload import VARYING_VALUE
 
     runs: dict[str, list] = {mode: [] for mode in servers}
@@ -16,7 +17,8 @@ def alternate(bench, servers: dict, label: str, groups: int) -> dict:
         shift = rep % len(order)
         for mode in order[shift:] + order[:shift]:
             res = bench.wrk(servers[mode], f"{label}-{mode}",
-                            [str(bench.body_file), str(groups), "", "", "", VARYING_VALUE],
+                            [str(bench.body_file), str(groups), "", "", "", VARYING_VALUE,
+                             (auth or {}).get(mode, "")],
                             bench.args.connections, bench.args.wrk_threads)
             runs[mode].append(res)
             log(f"{label} {mode} rep {rep + 1}: {res['rps']:.0f} pushes/s, p99 {res['p99_ms']:.1f} ms"

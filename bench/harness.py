@@ -125,7 +125,7 @@ class Bench:
         """One more push, waited for: requests wrk left in flight are done before the next run."""
         from workload import PUSH_CONTENT_TYPE, push_path
 
-        if name in (EMPTY, "otlp"):
+        if name in (EMPTY, "otlp") or server.ssl_context is not None:  # https: wrk's few in flight
             return
         try:
             asyncio.run(push_once(server.base, push_path(0), self.push_body, PUSH_CONTENT_TYPE,

@@ -1,6 +1,6 @@
 -- wrk script: PUT the same function push body to a rotating set of existing groups.
 --
---   wrk -t1 -c16 -d8s -s bench/push.lua http://127.0.0.1:PORT -- BODY_FILE GROUPS [CONTENT_TYPE] [METHOD] [PATH_PREFIX] [VARY]
+--   wrk -t1 -c16 -d8s -s bench/push.lua http://127.0.0.1:PORT -- BODY_FILE GROUPS [CONTENT_TYPE] [METHOD] [PATH_PREFIX] [VARY] [AUTH]
 --
 -- BODY_FILE     the push body (bench/workload.py writes it; both gateways get the same bytes)
 -- GROUPS        N: request i goes to /metrics/job/bench/instance/(i mod N), groups 0..N-1,
@@ -12,6 +12,7 @@
 -- VARY          a value in the body (e.g. the duration "0.137") that each request replaces with
 --               another one, "0.001" to "0.997", as every invocation of a function measures its
 --               own duration; empty (the default) sends the body unchanged
+-- AUTH          an Authorization header value for every request (bench/scenario_security.py)
 --
 -- Why rotate over the existing groups, rather than push to one group or to new groups:
 --  * pushing to existing groups keeps the store at the size being measured for the whole run
@@ -61,6 +62,7 @@ function init(args)
       counter = ((id or 0) * 7919) % groups
    end
    wrk.headers["Content-Type"] = ctype
+   if args[7] and args[7] ~= "" then wrk.headers["Authorization"] = args[7] end
 end
 
 function request()

@@ -8,7 +8,9 @@ A scenario module has ``NAME`` (its key in the results JSON and its name for ``-
 
 import scenario_durable
 import scenario_otlp
+import scenario_prom3
 import scenario_redis
+import scenario_security
 import scenario_stages
 import scenario_telemetry
 
@@ -18,4 +20,6 @@ SCENARIOS = [
     scenario_durable,
     scenario_redis,
     scenario_telemetry,
+    scenario_prom3,
+    scenario_security,
 ]

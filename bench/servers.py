@@ -55,9 +55,12 @@ class Server:
         self.log_path = log_dir / f"{name}.log"
         self.baseline_rss_kb: int | None = None
 
+    scheme = "http"
+    ssl_context = None  # for readiness over https (scenario_security.py)
+
     @property
     def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{self.scheme}://{HOST}:{self.port}"
 
     def start(self) -> None:
         with open(self.log_path, "ab") as logf:
@@ -85,7 +88,7 @@ class Server:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.base + "/-/ready", timeout=1) as r:
+                with urllib.request.urlopen(self.base + "/-/ready", timeout=1, context=self.ssl_context) as r:
                     if r.status == 200:
                         return time.monotonic() - t0
             except OSError:

@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(run(config))
+    except ConfigError as exc:  # a file the config names does not load (auth, tls)
+        for problem in exc.problems:
+            print(f"otelgravel: invalid config: {problem}", file=sys.stderr)
+        return 2
     except (OSError, GravelError) as exc:
         print(f"otelgravel: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from importlib import resources
 
 import yaml
 
+from .auth.config import TlsConfig, check_auth, check_extensions, check_shared_tls, check_tls
 from .clearmode import parse_clear_mode, parse_duration
 from .errors import ClearModeError, ConfigError
 from .model import ClearMode
@@ -54,6 +55,8 @@ class PushgatewayConfig:
     admin_api: bool = False
     max_body_size: int = 16 << 20
     limits: HttpLimits = HttpLimits()
+    tls: TlsConfig | None = None
+    auth: str | None = None  # the authenticator's name (an entry of Config.extensions)
 
 
 @dataclass
@@ -64,6 +67,8 @@ class OtlpConfig:
     source_ttl: float = 3600.0
     max_sources: int = 100_000
     limits: HttpLimits = HttpLimits()
+    tls: TlsConfig | None = None
+    auth: str | None = None
 
 
 @dataclass
@@ -100,6 +105,8 @@ class StorageConfig:
 class PrometheusConfig:
     endpoint: Endpoint
     limits: HttpLimits | None = None  # None: the defaults, or those of the receiver it shares with
+    tls: TlsConfig | None = None
+    auth: str | None = None
 
 
 @dataclass
@@ -111,6 +118,7 @@ class Config:
     log_level: str = "info"
     telemetry_address: Endpoint | None = None  # service::telemetry::metrics::address; None: off
     document: dict = field(default_factory=dict)  # the document it was built from (status API)
+    extensions: dict = field(default_factory=dict)  # the running ones, by name (auth/config.py)
 
 
 def default_document() -> dict:
@@ -234,11 +242,12 @@ class _Checker:
 def build_config(doc: dict) -> Config:
     """Validate a config document; raises ConfigError listing every problem."""
     c = _Checker()
-    top = c.mapping(doc, "", ("receivers", "processors", "exporters", "service"))
+    top = c.mapping(doc, "", ("extensions", "receivers", "processors", "exporters", "service"))
     receivers = c.mapping(top.get("receivers"), "receivers", RECEIVERS)
     processors = c.mapping(top.get("processors"), "processors", PROCESSORS)
     exporters = c.mapping(top.get("exporters"), "exporters", EXPORTERS)
-    service = c.mapping(top.get("service"), "service", ("pipelines", "telemetry"))
+    service = c.mapping(top.get("service"), "service", ("extensions", "pipelines", "telemetry"))
+    extensions = check_extensions(c, top.get("extensions"), service.get("extensions"))
     pipelines = c.mapping(service.get("pipelines"), "service::pipelines", ("metrics",))
     pipeline = c.mapping(pipelines.get("metrics"), "service::pipelines::metrics",
                          ("receivers", "processors", "exporters"))
@@ -265,13 +274,15 @@ def build_config(doc: dict) -> Config:
     pushgateway = None
     if "pushgateway" in used["receivers"]:
         node = c.mapping(receivers["pushgateway"], "receivers::pushgateway",
-                         ("endpoint", "admin_api", "max_body_size") + HTTP_LIMIT_KEYS)
+                         ("endpoint", "admin_api", "max_body_size", "tls", "auth") + HTTP_LIMIT_KEYS)
         endpoint = c.endpoint(node.get("endpoint", "localhost:4278"), "receivers::pushgateway::endpoint")
         pushgateway = PushgatewayConfig(
             endpoint,
             c.boolean(node.get("admin_api"), "receivers::pushgateway::admin_api", False),
             c.size(node.get("max_body_size"), "receivers::pushgateway::max_body_size", 16 << 20),
-            _http_limits(c, node, "receivers::pushgateway"))
+            _http_limits(c, node, "receivers::pushgateway"),
+            check_tls(c, node.get("tls"), "receivers::pushgateway::tls"),
+            check_auth(c, node.get("auth"), "receivers::pushgateway::auth", extensions))
 
     otlp = None
     if "otlp" in used["receivers"]:
@@ -279,14 +290,16 @@ def build_config(doc: dict) -> Config:
                          ("protocols", "keep_instance", "source_ttl", "max_sources"))
         protocols = c.mapping(node.get("protocols"), "receivers::otlp::protocols", ("http",))
         http = c.mapping(protocols.get("http"), "receivers::otlp::protocols::http",
-                         ("endpoint", "max_body_size") + HTTP_LIMIT_KEYS)
+                         ("endpoint", "max_body_size", "tls", "auth") + HTTP_LIMIT_KEYS)
         otlp = OtlpConfig(
             c.endpoint(http.get("endpoint", "localhost:4318"), "receivers::otlp::protocols::http::endpoint"),
             c.size(http.get("max_body_size"), "receivers::otlp::protocols::http::max_body_size", 16 << 20),
             c.boolean(node.get("keep_instance"), "receivers::otlp::keep_instance", False),
             c.duration(node.get("source_ttl"), "receivers::otlp::source_ttl", 3600.0),
             c.positive_int(node.get("max_sources"), "receivers::otlp::max_sources", 100_000),
-            _http_limits(c, http, "receivers::otlp::protocols::http"))
+            _http_limits(c, http, "receivers::otlp::protocols::http"),
+            check_tls(c, http.get("tls"), "receivers::otlp::protocols::http::tls"),
+            check_auth(c, http.get("auth"), "receivers::otlp::protocols::http::auth", extensions))
 
     node = c.mapping(processors.get("gravel"), "processors::gravel",
                      ("expire_after", "max_series", "max_groups", "rules", "storage", "persistence_file",
@@ -303,11 +316,14 @@ def build_config(doc: dict) -> Config:
         gravel.max_groups = c.positive_int(node["max_groups"], "processors::gravel::max_groups", 0)
 
     node = c.mapping(exporters.get("prometheus"), "exporters::prometheus",
-                     ("endpoint",) + HTTP_LIMIT_KEYS)
+                     ("endpoint", "tls", "auth") + HTTP_LIMIT_KEYS)
     prometheus = PrometheusConfig(
         c.endpoint(node.get("endpoint", "localhost:4278"), "exporters::prometheus::endpoint"),
         _http_limits(c, node, "exporters::prometheus") if any(k in node for k in HTTP_LIMIT_KEYS)
-        else None)
+        else None,
+        check_tls(c, node.get("tls"), "exporters::prometheus::tls"),
+        check_auth(c, node.get("auth"), "exporters::prometheus::auth", extensions))
+    check_shared_tls(c, [(x.endpoint, x.tls) for x in (pushgateway, prometheus, otlp) if x is not None])
     if prometheus.limits is not None and pushgateway is not None \
             and prometheus.endpoint == pushgateway.endpoint and prometheus.limits != pushgateway.limits:
         c.fail("exporters::prometheus", "shares its endpoint (one server) with receivers::pushgateway: "
@@ -322,7 +338,7 @@ def build_config(doc: dict) -> Config:
 
     if c.problems:
         raise ConfigError(c.problems)
-    return Config(pushgateway, otlp, gravel, prometheus, level, telemetry_address, doc)
+    return Config(pushgateway, otlp, gravel, prometheus, level, telemetry_address, doc, extensions)
 
 
 def _telemetry_address(c: _Checker, telemetry: dict, pushgateway, otlp, prometheus) -> Endpoint | None:
@@ -457,5 +473,48 @@ def _rules(c: _Checker, node) -> list[tuple[str, ClearMode]]:
     return rules
 
 
-def load_config(path: str | None = None, sets: list[str] | None = None) -> Config:
-    return build_config(apply_sets(load_document(path), sets or []))
+_REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
+_ENV_NAME = re.compile(r"(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.S)
+
+
+def expand_env(node, environ, path: str = ""):
+    """``${env:NAME}`` and ``${NAME}`` (``${env:NAME:-default}`` too) in every string value, as the
+    Collector does; ``$${`` is a literal ``${``. An unset variable is a problem naming the key."""
+    problems: list[str] = []
+
+    def walk(value, at: str):
+        if isinstance(value, dict):
+            return {k: walk(v, f"{at}::{k}" if at else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, f"{at}::{i}") for i, v in enumerate(value)]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+
+        def substitute(match: re.Match) -> str:
+            if match.group(1):
+                return "${" + match.group(2) + "}"
+            ref = _ENV_NAME.fullmatch(match.group(2))
+            if ref is None:
+                problems.append(f"{at}: unsupported reference ${{{match.group(2)}}} "
+                                "(use ${env:NAME} or ${NAME})")
+                return ""
+            name, default = ref.groups()
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            problems.append(f"{at}: environment variable {name} is not set")
+            return ""
+
+        return _REFERENCE.sub(substitute, value)
+
+    expanded = walk(node, path)
+    if problems:
+        raise ConfigError(problems)
+    return expanded
+
+
+def load_config(path: str | None = None, sets: list[str] | None = None,
+                environ=None) -> Config:
+    doc = apply_sets(load_document(path), sets or [])
+    return build_config(expand_env(doc, os.environ if environ is None else environ))

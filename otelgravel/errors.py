@@ -11,6 +11,10 @@
      ├── UnsupportedMediaType  (HTTP 415)
      ├── LimitError            the store is full (HTTP 400 for text, 429 for OTLP)
      ├── StateUnavailable      the state cannot take a record now (HTTP 503, Retry-After)
+     ├── AuthError             who is asking, and what they may do
+     │    ├── Unauthenticated  no credentials or wrong ones (HTTP 401 with WWW-Authenticate)
+     │    ├── Forbidden        right credentials, a job the user may not write (HTTP 403)
+     │    └── AuthBusy         too many credential checks waiting (HTTP 503 with Retry-After)
      └── ConfigError           invalid configuration; names the key path
 """
 from __future__ import annotations
@@ -58,6 +62,26 @@ class UnsupportedMediaType(GravelError):
 
 
 class LimitError(GravelError):
+    pass
+
+
+class AuthError(GravelError):
+    pass
+
+
+class Unauthenticated(AuthError):
+    """``challenge`` is the ``WWW-Authenticate`` value, e.g. ``Basic realm="otelgravel"``."""
+
+    def __init__(self, challenge: str, message: str = "401: credentials required"):
+        self.challenge = challenge
+        super().__init__(message)
+
+
+class Forbidden(AuthError):
+    pass
+
+
+class AuthBusy(AuthError):
     pass
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .errors import (BodyTooLarge, GravelError, InputError, LimitError, StateUnavailable,
-                     UnsupportedMediaType)
+from .errors import (AuthBusy, BodyTooLarge, Forbidden, GravelError, InputError, LimitError,
+                     StateUnavailable, Unauthenticated, UnsupportedMediaType)
 
 _STATUS = (
     (StateUnavailable, 503),
@@ -12,6 +12,9 @@ _STATUS = (
     (UnsupportedMediaType, 415),
     (LimitError, 400),
     (InputError, 400),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (AuthBusy, 503),
 )
 
 
@@ -28,5 +31,9 @@ def error_response(exc: GravelError, *, otlp: bool = False) -> web.Response:
     headers = None
     if isinstance(exc, StateUnavailable):  # clients (and OTLP SDKs) retry after this
         headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, Unauthenticated):
+        headers = {"WWW-Authenticate": exc.challenge}
+    elif isinstance(exc, AuthBusy):
+        headers = {"Retry-After": "1"}
     return web.Response(status=status_for(exc, otlp=otlp), text=str(exc) + "\n",
                         content_type="text/plain", headers=headers)

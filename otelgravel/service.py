@@ -16,6 +16,7 @@ import time
 from aiohttp import web
 
 from . import __version__, listen
+from .auth.security import Security
 from .config import Config, Endpoint, HttpLimits
 from .core.store import Store
 from .exporters.prometheus import PrometheusExporter
@@ -60,6 +61,7 @@ class Service:
         self._runners: list[web.ServerRunner] = []
         self._ticker: asyncio.Task | None = None
         self._in_flight = InFlight()
+        self.security = Security(config)  # ConfigError for a file that does not load
         self.stats = Stats()  # the edges' counts: the status page and the telemetry read them
         self.telemetry: Telemetry | None = None
 
@@ -105,7 +107,7 @@ class Service:
              limits: HttpLimits | None = None) -> None:
         if limits is not None:  # a shared server: the first that names its limits
             self._limits.setdefault(endpoint, limits)
-        self._routes.setdefault(endpoint, []).extend(routes)
+        self._routes.setdefault(endpoint, []).extend(self.security.guard(component, routes, self.stats))
         self._max_body[endpoint] = max(self._max_body.get(endpoint, 0), max_body)
         self._by_endpoint.setdefault(endpoint, []).append(component)
 
@@ -133,16 +135,19 @@ class Service:
                                       shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
             await runner.setup()
             self._runners.append(runner)
+            ssl_context = self.security.ssl_context(endpoint)
             # every address the host resolves to (localhost: 127.0.0.1 and ::1), one port
             for sock in listen.bind(listen.addresses(endpoint.host, endpoint.port), endpoint.port):
-                await web.SockSite(runner, sock).start()
+                await web.SockSite(runner, sock, ssl_context=ssl_context).start()
             shown = [f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}" for a in runner.addresses]
             bound = shown[0]  # the real port when the config said 0
             also = {"addresses": ",".join(shown)} if len(shown) > 1 else {}
+            scheme = "https" if ssl_context else "http"
             for component in self._by_endpoint[endpoint]:
-                self.bound[component] = "http://" + bound
+                self.bound[component] = f"{scheme}://{bound}"
             log.info("listening", extra={"fields": {
                 "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound, **also,
+                "scheme": scheme,
                 "max_connections": limits.max_connections, "max_open_files": fds}})
         self._ticker = asyncio.create_task(self._tick())
 
@@ -214,6 +219,7 @@ async def run(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, service.security.reload)  # certificates, credentials
     loop_name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
     log.info("ready", extra={"fields": {"series_limit": config.gravel.max_series, "loop": loop_name}})
     await stop.wait()

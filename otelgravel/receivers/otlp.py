@@ -26,11 +26,13 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest, ExportMetricsServiceResponse)
 
+from ..auth.guard import authorize
 from ..errors import DecodeError, GravelError, UnsupportedMediaType
 from ..formats.decoding import decode_body
 from ..http_errors import error_response
 from ..state import OTLP, Record, StateBackend
 from ..telemetry.counters import Stats
+from ..translate.otlp import resource_jobs
 
 PATH = "/v1/metrics"
 PROTOBUF = "application/x-protobuf"
@@ -120,6 +122,7 @@ def otlp_routes(state: StateBackend, *, max_body: int,
             raw = await request.read()
             body = decode_body(raw, request.headers.get("Content-Encoding"), max_body)
             message = decode_request(body, content_type)
+            authorize(request, resource_jobs(message))  # 403 before anything is applied
             if content_type != PROTOBUF:  # the log keeps every export as protobuf
                 body = message.SerializeToString()
             result = await state.submit(Record(OTLP, now, (), "", body, message))

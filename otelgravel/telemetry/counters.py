@@ -16,7 +16,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import deque
 
-from ..errors import BodyTooLarge, LimitError, StateUnavailable
+from ..errors import AuthBusy, BodyTooLarge, Forbidden, LimitError, StateUnavailable, Unauthenticated
 
 # SPEC 7: the outcomes of a receiver request (and ``unavailable``: 503, the state backend could
 # not keep the record). Every (receiver, outcome) starts at 0, so that a rate() has a series to
@@ -42,8 +42,12 @@ def outcome_of(exc: Exception) -> str:
         return "limited"
     if isinstance(exc, BodyTooLarge):
         return "too_large"
-    if isinstance(exc, StateUnavailable):
+    if isinstance(exc, (StateUnavailable, AuthBusy)):
         return "unavailable"
+    if isinstance(exc, Unauthenticated):
+        return "unauthorized"
+    if isinstance(exc, Forbidden):
+        return "forbidden"
     return "refused"
 
 

@@ -425,6 +425,20 @@ def _fold(existing: Point, point: Point, type_: str) -> bool:
     return True
 
 
+def job_of(attrs: dict) -> str:
+    """A resource's job: ``service.namespace/service.name``, or the name alone."""
+    name = attrs.get("service.name") or UNKNOWN_SERVICE
+    namespace = attrs.get("service.namespace")
+    return f"{namespace}/{name}" if namespace else name
+
+
+def resource_jobs(request) -> set[str]:
+    """The job of every resource of an export, as ``translate`` names it (stateless: the security
+    edge checks them before anything is applied)."""
+    return {job_of({kv.key: attribute_value(kv.value) for kv in rm.resource.attributes})
+            for rm in request.resource_metrics}
+
+
 # ---- the translator --------------------------------------------------------------------------
 
 class OtlpTranslator:
@@ -491,9 +505,7 @@ class OtlpTranslator:
         return t
 
     def group_of(self, attrs: dict) -> Labels:
-        name = attrs.get("service.name") or UNKNOWN_SERVICE
-        namespace = attrs.get("service.namespace")
-        job = f"{namespace}/{name}" if namespace else name
+        job = job_of(attrs)
         if self.keep_instance:
             return (("instance", attrs.get("service.instance.id", "")), ("job", job))
         return (("job", job),)

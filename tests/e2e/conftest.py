@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 REPO = Path(__file__).resolve().parents[2]
 OM_ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-_LISTENING = re.compile(r"msg=listening components=(\S+) endpoint=(\S+)")
+_LISTENING = re.compile(r"msg=listening components=(\S+) endpoint=(\S+)(?: scheme=(https?))?")
 
 
 class Gateway:
@@ -45,16 +45,18 @@ class Gateway:
                                      text=True, cwd=REPO, env=env)
         self.log: list[str] = []
         self.endpoints: dict[str, str] = {}
+        self.schemes: dict[str, str] = {}
+        self.ssl_context = None  # for https endpoints: an ssl.SSLContext trusting the test's CA
         self._ready = threading.Event()
         threading.Thread(target=self._read_log, daemon=True).start()
         if not self._ready.wait(20) or self.proc.poll() is not None:
             self.stop()
             raise RuntimeError("gateway did not start:\n" + "\n".join(self.log))
-        self.url = "http://" + self.endpoints.get("pushgateway", self.endpoints.get("prometheus", ""))
-        self.scrape_url = "http://" + self.endpoints["prometheus"]
-        self.otlp_url = "http://" + self.endpoints["otlp"] if "otlp" in self.endpoints else None
-        self.telemetry_url = ("http://" + self.endpoints["telemetry"]
-                              if "telemetry" in self.endpoints else None)
+        url = {c: f"{self.schemes[c]}://{e}" for c, e in self.endpoints.items()}
+        self.url = url.get("pushgateway", url.get("prometheus", ""))
+        self.scrape_url = url["prometheus"]
+        self.otlp_url = url.get("otlp")
+        self.telemetry_url = url.get("telemetry")
 
     def _read_log(self):
         for line in self.proc.stderr:
@@ -63,6 +65,7 @@ class Gateway:
             if match:
                 for component in match.group(1).split(","):
                     self.endpoints[component] = match.group(2)
+                    self.schemes[component] = match.group(3) or "http"
             if "msg=ready" in line:
                 self._ready.set()
         self._ready.set()
@@ -72,7 +75,7 @@ class Gateway:
         req = urllib.request.Request((base or self.url) + path, data=body, method=method,
                                      headers=headers or {})
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=self.ssl_context) as resp:
                 return resp.status, resp.read(), resp.headers
         except urllib.error.HTTPError as err:
             return err.code, err.read(), err.headers

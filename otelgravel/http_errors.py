@@ -28,5 +28,7 @@ def error_response(exc: GravelError, *, otlp: bool = False) -> web.Response:
     headers = None
     if isinstance(exc, StateUnavailable):  # clients (and OTLP SDKs) retry after this
         headers = {"Retry-After": str(exc.retry_after)}
-    return web.Response(status=status_for(exc, otlp=otlp), text=str(exc) + "\n",
-                        content_type="text/plain", headers=headers)
+    # backslashreplace: a message may quote a client's lone surrogate ("\ud800" in OTLP JSON)
+    body = (str(exc) + "\n").encode("utf-8", "backslashreplace")
+    return web.Response(status=status_for(exc, otlp=otlp), body=body,
+                        content_type="text/plain", charset="utf-8", headers=headers)

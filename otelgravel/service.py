@@ -26,6 +26,7 @@ from .receivers.otlp import otlp_routes
 from .receivers.pushgateway import PushgatewayReceiver
 from .state import EXPIRE, Applier, MemoryBackend, Record, StateBackend
 from .state.file import FileBackend
+from .status.routes import StatusRoutes
 from .telemetry.counters import Stats
 from .telemetry.meter import Telemetry
 from .translate.otlp import OtlpTranslator
@@ -79,6 +80,8 @@ class Service:
         exporter = PrometheusExporter(self.store, self.stats)
         self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20,
                   config.prometheus.limits)
+        status = StatusRoutes(self.store, self.stats, config, VERSION, time.time())
+        self._add("status", config.prometheus.endpoint, status.routes(), 1 << 20)
         if config.pushgateway is not None:
             pg = config.pushgateway
             receiver = PushgatewayReceiver(self.state, admin_api=pg.admin_api,

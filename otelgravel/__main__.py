@@ -1,14 +1,14 @@
-"""The ``otelgravel`` command: ``otelgravel [--config FILE] [--set dotted.key=value ...]``."""
+"""The otelgravel command: otelgravel [--config FILE] [--set dotted.key=value ...]."""
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import logging
 import re
 import sys
 import time
 
+from . import __version__
 from .config import load_config
 from .errors import ConfigError, GravelError
 
@@ -47,10 +47,15 @@ def _quote(text: str) -> str:
     return '"' + _UNSAFE.sub(_escape, text) + '"'
 
 
+# plain text: argparse prints it as it is (the module docstring is for readers of the code)
+DESCRIPTION = ("An aggregating metrics gateway: Pushgateway-compatible pushes and OTLP/HTTP in, "
+               "one Prometheus scrape out. With no options it runs the embedded default config "
+               "(push and scrape on localhost:4278, OTLP on localhost:4318).")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="otelgravel", description=__doc__)
-    parser.add_argument("--version", action="version",
-                        version=f"otelgravel {importlib.metadata.version('otelgravel')}")
+    parser = argparse.ArgumentParser(prog="otelgravel", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"otelgravel {__version__}")
     parser.add_argument("--config", metavar="FILE", help="YAML config (default: the embedded one)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key, e.g. receivers.pushgateway.admin_api=true")

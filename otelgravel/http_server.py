@@ -11,6 +11,7 @@ from time import perf_counter
 
 from aiohttp import HttpVersion11, web
 
+from . import hints
 from .errors import StateUnavailable
 from .http_errors import error_response
 
@@ -32,8 +33,10 @@ class Router:
 
     _TAIL = "{tail:.*}"
 
-    def __init__(self, routes: list[web.RouteDef], in_flight: "InFlight", durations=None):
+    def __init__(self, routes: list[web.RouteDef], in_flight: "InFlight", durations=None,
+                 elsewhere: dict[str, str] | None = None):
         self._in_flight = in_flight
+        self._elsewhere = {} if elsewhere is None else elsewhere  # component -> URL, for 404 hints
         # telemetry.counters.BucketHistogram keyed (route template, method, status), or None
         self._durations = durations
         self._exact: dict[str, dict] = {}
@@ -60,8 +63,7 @@ class Router:
                 if path.startswith(prefix):
                     break
             else:
-                return self._timed(start, "", request.method,
-                                   web.Response(status=404, text="404: Not Found"))
+                return self._timed(start, "", request.method, self._not_found(path))
         handler = table.get(request.method)
         if handler is None:
             return self._timed(start, route, request.method,
@@ -105,6 +107,10 @@ class Router:
             method = method if method in _METHODS else "_OTHER"
             self._durations.observe((route, method, response.status), perf_counter() - start)
         return response
+
+    def _not_found(self, path: str) -> web.Response:
+        text = hints.not_found(path, list(self._exact), [p for p, _, _ in self._prefixes], self._elsewhere)
+        return web.Response(status=404, text=text)
 
     @staticmethod
     async def _expect(request: web.BaseRequest) -> None:

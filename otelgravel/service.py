@@ -9,13 +9,13 @@ finish in-flight requests, refuse the rest, write the last snapshot, exit 0.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import logging
 import signal
 import time
 
 from aiohttp import web
 
+from . import __version__
 from .config import Config, Endpoint, HttpLimits
 from .core.store import Store
 from .exporters.prometheus import PrometheusExporter
@@ -34,14 +34,7 @@ from .translate.otlp import OtlpTranslator
 log = logging.getLogger("otelgravel")
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("otelgravel")
-    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
-        return "unknown"
-
-
-VERSION = _version()
+VERSION = __version__  # otelgravel/__init__.py: known in a plain checkout too
 EXPIRY_TICK_SECONDS = 1.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 
@@ -63,6 +56,7 @@ class Service:
         self._max_body: dict[Endpoint, int] = {}
         self._limits: dict[Endpoint, HttpLimits] = {}
         self._by_endpoint: dict[Endpoint, list[str]] = {}  # endpoint -> components served there
+        self.bound: dict[str, str] = {}  # component -> its URL as bound: the hints in 404s and 400s
         self._runners: list[web.ServerRunner] = []
         self._ticker: asyncio.Task | None = None
         self._in_flight = InFlight()
@@ -85,7 +79,8 @@ class Service:
         if config.pushgateway is not None:
             pg = config.pushgateway
             receiver = PushgatewayReceiver(self.state, admin_api=pg.admin_api,
-                                           max_body=pg.max_body_size, stats=self.stats)
+                                           max_body=pg.max_body_size, stats=self.stats,
+                                           elsewhere=self.bound)
             self._add("pushgateway", pg.endpoint, receiver.routes(), pg.max_body_size, pg.limits)
         if config.otlp is not None:
             self._add("otlp", o.endpoint,
@@ -128,7 +123,7 @@ class Service:
 
             timed = self.telemetry is not None and not isinstance(endpoint, _OwnServer)
             router = Router(routes, self._in_flight,
-                            self.stats.request_duration if timed else None)
+                            self.stats.request_duration if timed else None, elsewhere=self.bound)
             # auto_decompress off: the receivers decode bodies themselves, under the size cap
             limits = self._limits.get(endpoint, HttpLimits())
             server = LimitedServer(router, limits=limits, endpoint=str(endpoint),
@@ -142,6 +137,8 @@ class Service:
             self._runners.append(runner)
             host, port = runner.addresses[0][:2]  # the real port when the config said 0
             bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            for component in self._by_endpoint[endpoint]:
+                self.bound[component] = "http://" + bound
             log.info("listening", extra={"fields": {
                 "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound,
                 "max_connections": limits.max_connections, "max_open_files": fds}})
@@ -205,7 +202,8 @@ async def run(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("ready", extra={"fields": {"series_limit": config.gravel.max_series}})
+    loop_name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+    log.info("ready", extra={"fields": {"series_limit": config.gravel.max_series, "loop": loop_name}})
     await stop.wait()
     log.info("shutting down", extra={"fields": {}})
     await service.stop()

@@ -12,7 +12,8 @@ from functools import lru_cache
 
 from aiohttp import web
 
-from ..errors import GravelError, LimitError, StateUnavailable
+from .. import hints
+from ..errors import GravelError, LimitError, ParseError, StateUnavailable
 from ..formats.decoding import decode_body
 from ..formats.negotiation import push_format
 from ..http_errors import error_response
@@ -33,8 +34,10 @@ _format_for = lru_cache(maxsize=64)(
 
 class PushgatewayReceiver:
     def __init__(self, state: StateBackend, *, admin_api: bool = False,
-                 max_body: int = 16 << 20, stats: Stats | None = None):
+                 max_body: int = 16 << 20, stats: Stats | None = None,
+                 elsewhere: dict[str, str] | None = None):
         self.state = state
+        self.elsewhere = {} if elsewhere is None else elsewhere  # component -> URL, for hints
         self.stats = stats if stats is not None else Stats()
         self.admin_api = admin_api
         self.max_body = max_body
@@ -62,6 +65,7 @@ class PushgatewayReceiver:
         now = time.time()
         group = ()
         batch = ()
+        body = b""
         try:
             group = self._group(request)
             content = request.content
@@ -73,6 +77,8 @@ class PushgatewayReceiver:
             fmt, parse = _format_for(request.headers.get("Content-Type"))
             batch = parse(body)
         except GravelError as exc:  # refused before the state: a FAILURE record marks the group
+            if isinstance(exc, ParseError):
+                exc = hints.push_body(exc, body, self.elsewhere)
             await self._refused(group, now)
             return self._refusal(request, exc, group, batch, now)
         try:  # a refusal by the store is recorded by the applier itself

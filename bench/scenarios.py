@@ -7,6 +7,7 @@ A scenario module has ``NAME`` (its key in the results JSON and its name for ``-
 """
 
 import scenario_durable
+import scenario_limits
 import scenario_otlp
 import scenario_stages
 
@@ -14,4 +15,5 @@ SCENARIOS = [
     scenario_stages,
     scenario_otlp,
     scenario_durable,
+    scenario_limits,
 ]

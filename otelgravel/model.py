@@ -9,6 +9,8 @@ store sees it: its identifying labels (never ``le``, ``quantile`` or ``clear_mod
 - histogram, gaugehistogram: ``buckets`` (cumulative, ascending ``le``, last is +Inf), ``sum``,
   ``count`` (``_gsum``/``_gcount`` for gaugehistogram)
 - summary: ``quantiles``, ``sum``, ``count``
+- a native (exponential) histogram: ``native`` (a ``NativeHistogram``), ``sum``, ``count``, and
+  ``buckets`` None. A histogram point is classic or native, never both.
 
 Naming: a counter family is named without ``_total`` (OpenMetrics style) whatever the input
 format; writers add the suffix back. An info family is named without ``_info`` when it came typed
@@ -19,7 +21,7 @@ This module imports nothing from the package.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 COUNTER = "counter"
 GAUGE = "gauge"
@@ -81,16 +83,31 @@ class Exemplar:
     timestamp: float | None = None
 
 
+@dataclass(slots=True)
+class NativeHistogram:
+    """The buckets of a native (exponential) histogram, Prometheus' indexing: at ``schema`` s the
+    base is 2 ** (2 ** -s) and positive bucket i holds (base**(i-1), base**i]; negative bucket i
+    the mirror image; the zero bucket holds [-zero_threshold, zero_threshold]. ``positive`` and
+    ``negative`` map a bucket index to its count (absolute counts, no zero entries); OTLP's
+    index is Prometheus' minus one. The arithmetic is in ``nativehist.py``."""
+    schema: int
+    zero_threshold: float = 0.0
+    zero_count: float = 0.0
+    positive: dict = field(default_factory=dict)
+    negative: dict = field(default_factory=dict)
+
+
 class Point:
     """One series of a push. ``mode`` is None until the processor resolves the default."""
 
     __slots__ = ("labels", "mode", "value", "buckets", "sum", "count", "quantiles", "exemplar",
-                 "bucket_exemplars")
+                 "bucket_exemplars", "native")
 
     def __init__(self, labels: Labels, mode: ClearMode | None = None, value: float = 0.0,
                  buckets: list | None = None, sum: float | None = None,
                  count: float | None = None, quantiles: list | None = None,
-                 exemplar: Exemplar | None = None, bucket_exemplars: dict | None = None):
+                 exemplar: Exemplar | None = None, bucket_exemplars: dict | None = None,
+                 native: NativeHistogram | None = None):
         self.labels = labels
         self.mode = mode
         self.value = value
@@ -100,6 +117,7 @@ class Point:
         self.quantiles = quantiles        # list[(q: float, value: float)], ascending q
         self.exemplar = exemplar          # for single-value points
         self.bucket_exemplars = bucket_exemplars  # {le: Exemplar} for bucketed points
+        self.native = native              # a native histogram's buckets (then buckets is None)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__

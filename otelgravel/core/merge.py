@@ -2,11 +2,14 @@
 
 Pure functions on ``model.Point``: the store picks one by the point's mode and the family type.
 ``sum`` adds (DELTA), ``replace``/``family`` take the incoming state (CUMULATIVE / snapshot).
-Summaries always take the latest quantiles: quantiles cannot be added.
+Summaries always take the latest quantiles: quantiles cannot be added. Native histograms add
+at the smaller schema (``nativehist.add``); a native histogram and a classic one add up as
+classic histograms (the native one's buckets at its own resolution).
 """
 from __future__ import annotations
 
-from ..model import Point
+from .. import nativehist
+from ..model import NativeHistogram, Point
 
 
 def merge_buckets(stored: list, incoming: list) -> list:
@@ -69,8 +72,16 @@ def replace_value(stored: Point, incoming: Point) -> None:
         stored.exemplar = incoming.exemplar
 
 
+def _classic(p: Point) -> list:
+    return p.buckets if p.native is None else nativehist.to_classic(p.native, p.count)
+
+
 def add_buckets(stored: Point, incoming: Point) -> None:
-    stored.buckets = merge_buckets(stored.buckets, incoming.buckets)
+    if stored.native is not None and incoming.native is not None:
+        stored.native = nativehist.add(stored.native, incoming.native)
+    else:
+        stored.buckets = merge_buckets(_classic(stored), _classic(incoming))
+        stored.native = None
     stored.sum = _add(stored.sum, incoming.sum)
     stored.count = _add(stored.count, incoming.count)
     if incoming.bucket_exemplars:
@@ -80,7 +91,8 @@ def add_buckets(stored: Point, incoming: Point) -> None:
 
 
 def replace_buckets(stored: Point, incoming: Point) -> None:
-    stored.buckets = list(incoming.buckets)
+    stored.buckets = None if incoming.buckets is None else list(incoming.buckets)
+    stored.native = _copy_native(incoming.native)
     stored.sum = incoming.sum
     stored.count = incoming.count
     if incoming.bucket_exemplars:
@@ -99,9 +111,17 @@ def replace_summary(stored: Point, incoming: Point) -> None:
     stored.quantiles = incoming.quantiles
 
 
+def _copy_native(h: NativeHistogram | None) -> NativeHistogram | None:
+    if h is None:
+        return None
+    return NativeHistogram(h.schema, h.zero_threshold, h.zero_count, dict(h.positive),
+                           dict(h.negative))
+
+
 def copy_point(point: Point, labels: tuple) -> Point:
     """A stored copy of an incoming point, so later merges never touch the parser's objects."""
     return Point(labels, point.mode, point.value,
                  list(point.buckets) if point.buckets is not None else None,
                  point.sum, point.count, point.quantiles, point.exemplar,
-                 dict(point.bucket_exemplars) if point.bucket_exemplars else None)
+                 dict(point.bucket_exemplars) if point.bucket_exemplars else None,
+                 _copy_native(point.native))

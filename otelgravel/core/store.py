@@ -78,7 +78,7 @@ class Series:
     """A stored series: the aggregated point plus what the store and the writers need."""
 
     __slots__ = ("family", "key", "group", "point", "window", "created", "updated",
-                 "text", "om", "label_text")
+                 "text", "om", "pb", "label_text", "pb_labels")
 
     def __init__(self, family: "FamilyState", key: Labels, group: "Group", point: Point,
                  now: float):
@@ -91,7 +91,9 @@ class Series:
         self.updated = now
         self.text: str | None = None   # rendered text 0.0.4 lines, None when stale
         self.om: str | None = None     # rendered OpenMetrics lines, None when stale
+        self.pb = None                 # encoded protobuf Metric (protobuf_exposition), or None
         self.label_text: str | None = None  # rendered label pairs, set by the writers once
+        self.pb_labels = None  # encoded label pairs (protobuf_exposition), set once
 
 
 class FamilyState:
@@ -541,7 +543,7 @@ class Store:
                         self._windowed.add(series)
                         family.windowed += 1
                 series.updated = now
-                series.text = series.om = None
+                series.text = series.om = series.pb = None
                 if by_update is not None:
                     by_update.move_to_end(series)
             if mode.kind == FAMILY_KIND:

@@ -1,4 +1,5 @@
-"""The ``prometheus`` exporter: ``GET /metrics`` in the format the scraper prefers, gzip if asked."""
+"""The ``prometheus`` exporter: ``GET /metrics`` in the format the scraper prefers (PrometheusProto,
+OpenMetrics, text; SPEC 10), gzip if asked."""
 from __future__ import annotations
 
 import time
@@ -7,8 +8,8 @@ import zlib
 from aiohttp import web
 
 from ..formats.exposition import write_openmetrics, write_text
-from ..formats.negotiation import (OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, scrape_format,
-                                   wants_gzip)
+from ..formats.negotiation import OPENMETRICS, PROTOBUF, negotiate, wants_gzip
+from ..formats.protobuf_exposition import write_protobuf
 from ..telemetry.counters import Stats
 
 
@@ -23,16 +24,17 @@ class PrometheusExporter:
     async def scrape(self, request: web.Request) -> web.Response:
         start = time.perf_counter()
         now = time.time()
-        format_ = scrape_format(request.headers.get("Accept"))
-        if format_ == "openmetrics":
-            body, content_type = write_openmetrics(self.store, now), OPENMETRICS_CONTENT_TYPE
+        chosen = negotiate(request.headers.get("Accept"))
+        if chosen.kind == PROTOBUF:
+            data = write_protobuf(self.store, now, chosen.escaping)
+        elif chosen.kind == OPENMETRICS:
+            data = write_openmetrics(self.store, now).encode()
         else:
-            body, content_type = write_text(self.store, now), TEXT_CONTENT_TYPE
-        data = body.encode()
-        headers = {"Content-Type": content_type}
+            data = write_text(self.store, now).encode()
+        headers = {"Content-Type": chosen.content_type}
         if wants_gzip(request.headers.get("Accept-Encoding")):
             gz = zlib.compressobj(1, zlib.DEFLATED, 31)
             data = gz.compress(data) + gz.flush()
             headers["Content-Encoding"] = "gzip"
-        self.stats.scraped(format_, time.perf_counter() - start)
+        self.stats.scraped(chosen.kind, time.perf_counter() - start)
         return web.Response(body=data, headers=headers)

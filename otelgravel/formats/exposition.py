@@ -10,6 +10,7 @@ series with ``point``, ``key``, ``window``, ``created``) and import nothing from
 """
 from __future__ import annotations
 
+from .. import nativehist
 from ..model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET, SUMMARY, UNKNOWN,
                      Point)
 
@@ -101,9 +102,14 @@ def _escape_help_text(h: str) -> str:
     return h.replace("\\", "\\\\").replace("\n", "\\n")
 
 
+def _classic_buckets(p: Point) -> list:
+    """A native histogram is written as classic buckets, one per populated bucket."""
+    return p.buckets if p.native is None else nativehist.to_classic(p.native, p.count)
+
+
 def _bucket_lines(name: str, labels: str, p: Point, exemplars: dict) -> list[str]:
     return [f"{name}_bucket{_braces(labels, _le(le))} {format_value(c)}{_exemplar(exemplars.get(le))}\n"
-            for le, c in p.buckets]
+            for le, c in _classic_buckets(p)]
 
 
 def _quantile_lines(name: str, labels: str, p: Point) -> list[str]:
@@ -169,7 +175,7 @@ def _text_series(name: str, type_: str, labels: str, p: Point) -> str:
 
 
 def _count(p: Point) -> float:
-    return p.count if p.count is not None else p.buckets[-1][1]
+    return p.count if p.count is not None else _classic_buckets(p)[-1][1]
 
 
 # ---- OpenMetrics 1.0.0 ------------------------------------------------------------------------
@@ -271,19 +277,23 @@ def _families_with_push_times(store):
     yield from virtual[i:]
 
 
-def _write_push_times(out: list, store, name: str, om: bool) -> None:
+def push_times(store, name: str) -> tuple[str, list]:
+    """The help and the (group, value) rows of ``push_time_seconds`` or
+    ``push_failure_time_seconds``, in group order (groups without a value left out)."""
     attr = "push_time" if name == PUSH_TIME else "failure_time"
+    rows = [(g, getattr(g, attr)) for g in store.sorted_groups() if getattr(g, attr) is not None]
+    return (_PUSH_TIME_HELP if name == PUSH_TIME else _PUSH_FAILURE_HELP), rows
+
+
+def _write_push_times(out: list, store, name: str, om: bool) -> None:
+    help_, rows = push_times(store, name)
     lines = []
-    for group in store.sorted_groups():
-        value = getattr(group, attr)
-        if value is None:
-            continue
+    for group, value in rows:
         if group.label_text is None:
             group.label_text = label_text(group.labels)
         lines.append(f"{name}{_braces(group.label_text)} {format_value(value)}\n")
     if not lines:
         return
-    help_ = _PUSH_TIME_HELP if name == PUSH_TIME else _PUSH_FAILURE_HELP
     if om:
         out.append(f"# TYPE {name} gauge\n# HELP {name} {help_}\n")
     else:

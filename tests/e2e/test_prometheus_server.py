@@ -55,8 +55,9 @@ def poll(condition, what: str, deadline: float = DEADLINE, on_timeout=lambda: ""
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, target: str):
+    def __init__(self, workdir: Path, target: str, flags=()):
         self.workdir = workdir
+        self.flags = list(flags)
         self.config = workdir / "prometheus.yml"
         self.config.write_text(f"""
 global:
@@ -82,7 +83,7 @@ scrape_configs:
             with open(self.logfile, "ab") as log:
                 self.proc = subprocess.Popen(
                     [PROMETHEUS, f"--config.file={self.config}", f"--storage.tsdb.path={data}",
-                     f"--web.listen-address=127.0.0.1:{port}", "--log.level=info"],
+                     f"--web.listen-address=127.0.0.1:{port}", "--log.level=info", *self.flags],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     start_new_session=True)
             try:
@@ -142,12 +143,13 @@ scrape_configs:
 
 @pytest.fixture
 def prometheus_for(tmp_path):
-    """prometheus_for(gateway) starts a Prometheus scraping that gateway; always killed at the end."""
+    """prometheus_for(gateway) starts a Prometheus scraping that gateway (or ``target=`` host:port),
+    with extra command-line ``flags``; always killed at the end."""
     started = []
 
-    def start(gateway):
-        target = urllib.parse.urlsplit(gateway.scrape_url).netloc
-        prom = Prometheus(tmp_path, target)
+    def start(gateway, flags=(), target=None):
+        target = target or urllib.parse.urlsplit(gateway.scrape_url).netloc
+        prom = Prometheus(tmp_path, target, flags)
         started.append(prom)
         prom.start()
         return prom
@@ -265,3 +267,98 @@ def test_prometheus_negotiates_and_parses_openmetrics(gateway, prometheus_for):
     # push_time_seconds reaches Prometheus with the group's labels
     assert prom.scalar('push_time_seconds{job="fn"}') > 1.7e9
     assert prom.query("up") and prom.scalar('up{job="gateway"}') == 1
+
+
+# ---- PrometheusProto (SPEC 10) -----------------------------------------------------------------
+
+NATIVE_FLAGS = ("--enable-feature=native-histograms",)
+PROTO_CONTENT_TYPE = ("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
+                      "encoding=delimited")
+
+
+class RecordingProxy:
+    """A loopback HTTP proxy between Prometheus and the gateway that records, per scrape, the
+    Accept header Prometheus sent and the Content-Type the gateway answered (the request log)."""
+
+    def __init__(self, upstream: str):
+        import http.server
+
+        self.upstream = upstream
+        self.exchanges: list[tuple[str, str]] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() in ("accept", "accept-encoding", "user-agent")}
+                req = urllib.request.Request(proxy.upstream + self.path, headers=headers)
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    body = resp.read()
+                    status = resp.status
+                    answer = dict(resp.headers.items())
+                proxy.exchanges.append((self.headers.get("Accept", ""),
+                                        answer.get("Content-Type", "")))
+                self.send_response(status)
+                for k in ("Content-Type", "Content-Encoding"):
+                    if k in answer:
+                        self.send_header(k, answer[k])
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def recording_proxy():
+    proxies = []
+
+    def start(gateway):
+        proxy = RecordingProxy(gateway.scrape_url)
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.close()
+
+
+def test_prometheus_with_native_histograms_scrapes_protobuf(gateway, prometheus_for,
+                                                           recording_proxy):
+    push(gateway, "/metrics/job/fn", "# TYPE jobs counter\n# HELP jobs Jobs run.\njobs 2\n")
+    push(gateway, "/metrics/job/fn", "# TYPE jobs counter\njobs 3\n")
+    hist = ('# TYPE lat histogram\nlat_bucket{{le="0.5"}} {a}\nlat_bucket{{le="+Inf"}} {b}\n'
+            'lat_sum {s}\nlat_count {b}\n')
+    push(gateway, "/metrics/job/fn", hist.format(a=1, b=2, s=1.5))
+    push(gateway, "/metrics/job/fn", hist.format(a=0, b=1, s=3))
+    push(gateway, "/metrics/job/fn", '# TYPE rpc summary\nrpc{quantile="0.5"} 0.2\nrpc_sum 4\n'
+                                     'rpc_count 8\n')
+    proxy = recording_proxy(gateway)
+    prom = prometheus_for(gateway, NATIVE_FLAGS, target=proxy.address)
+    target = wait_target_up(prom)
+    assert target["lastError"] == "", target
+
+    assert wait_value(prom, 'jobs_total{job="fn"}', 5) == 5
+    assert prom.scalar('lat_count{job="fn"}') == 3
+    assert prom.scalar('lat_bucket{job="fn",le="0.5"}') == 1
+    assert prom.scalar('lat_bucket{job="fn",le="+Inf"}') == 3
+    assert prom.scalar('rpc_count{job="fn"}') == 8
+    assert prom.scalar('rpc{job="fn",quantile="0.5"}') == 0.2
+    assert prom.scalar('push_time_seconds{job="fn"}') > 1.7e9
+    # what went over the wire: Prometheus asked protobuf first, the gateway answered protobuf
+    accept, content_type = proxy.exchanges[-1]
+    assert accept.startswith("application/vnd.google.protobuf;proto=io.prometheus.client."
+                             "MetricFamily;encoding=delimited,"), accept
+    assert content_type == PROTO_CONTENT_TYPE, proxy.exchanges
+    # protobuf metadata is keyed by the exposed family name, as in text 0.0.4 (OpenMetrics: `jobs`)
+    meta = prom.api("targets/metadata", metric="jobs_total")
+    assert [(m["type"], m["help"]) for m in meta] == [("counter", "Jobs run.")], meta

@@ -1,13 +1,15 @@
 """What the parser tests share. Fixtures, since under --import-mode=importlib a test module cannot
 import a sibling: ``plain`` to compare batches, ``client_registry`` for the metrics that
 prometheus_client pushes (the same for its text and its OpenMetrics writer), ``mangled`` for the
-robustness tests' bodies."""
+robustness tests' bodies, ``full_store`` for the writers (a store with every type)."""
 import random
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary
 
-from otelgravel.model import Exemplar, Family, Point
+from otelgravel.core.store import Store
+from otelgravel.model import (COUNTER, FAMILY, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INF, INFO,
+                              REPLACE, STATESET, SUM, SUMMARY, UNKNOWN, Exemplar, Family, Point)
 
 
 def _plain(value):
@@ -88,3 +90,28 @@ def mangled():
                 out = bytearray(rnd.randrange(256) for _ in range(rnd.randrange(40)))
             yield bytes(out)
     return bodies
+
+
+def _full_store(now=100.0):
+    """A store holding one family of every type (group job=fn), pushed at ``now``."""
+    store = Store()
+    store.apply([
+        Family("req", COUNTER, "Requests.\nAll of them.", points=[
+            Point((("route", '/a"b\\c'),), SUM, 3, exemplar=Exemplar((("trace_id", "abc"),), 1.0, 99.5))]),
+        Family("temp_celsius", GAUGE, "Temperature", "celsius", points=[Point((), REPLACE, 21.5)]),
+        Family("lat_seconds", HISTOGRAM, "Latency", "seconds", points=[
+            Point((), SUM, buckets=[(0.1, 1), (1.0, 2), (INF, 3)], sum=2.2, count=3,
+                  bucket_exemplars={1.0: Exemplar((("trace_id", "x"),), 0.5)})]),
+        Family("rpc", SUMMARY, points=[Point((), SUM, sum=5, count=2, quantiles=[(0.5, 1.5), (0.9, 3)])]),
+        Family("build", INFO, points=[Point((("version", "1.0"),), FAMILY, 1)]),
+        Family("state", STATESET, points=[Point((("state", "a"),), REPLACE, 1),
+                                          Point((("state", "b"),), REPLACE, 0)]),
+        Family("queue", GAUGEHISTOGRAM, points=[Point((), REPLACE, buckets=[(1.0, 4), (INF, 5)], sum=3, count=5)]),
+        Family("misc", UNKNOWN, points=[Point((), SUM, float("nan"))]),
+    ], (("job", "fn"),), now)
+    return store
+
+
+@pytest.fixture
+def full_store():
+    return _full_store

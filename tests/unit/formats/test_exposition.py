@@ -10,30 +10,11 @@ from otelgravel.model import (COUNTER, FAMILY, GAUGE, GAUGEHISTOGRAM, HISTOGRAM,
 G = (("job", "fn"),)
 
 
-def full_store(now=100.0):
-    store = Store()
-    store.apply([
-        Family("req", COUNTER, "Requests.\nAll of them.", points=[
-            Point((("route", '/a"b\\c'),), SUM, 3, exemplar=Exemplar((("trace_id", "abc"),), 1.0, 99.5))]),
-        Family("temp_celsius", GAUGE, "Temperature", "celsius", points=[Point((), REPLACE, 21.5)]),
-        Family("lat_seconds", HISTOGRAM, "Latency", "seconds", points=[
-            Point((), SUM, buckets=[(0.1, 1), (1.0, 2), (INF, 3)], sum=2.2, count=3,
-                  bucket_exemplars={1.0: Exemplar((("trace_id", "x"),), 0.5)})]),
-        Family("rpc", SUMMARY, points=[Point((), SUM, sum=5, count=2, quantiles=[(0.5, 1.5), (0.9, 3)])]),
-        Family("build", INFO, points=[Point((("version", "1.0"),), FAMILY, 1)]),
-        Family("state", STATESET, points=[Point((("state", "a"),), REPLACE, 1),
-                                          Point((("state", "b"),), REPLACE, 0)]),
-        Family("queue", GAUGEHISTOGRAM, points=[Point((), REPLACE, buckets=[(1.0, 4), (INF, 5)], sum=3, count=5)]),
-        Family("misc", UNKNOWN, points=[Point((), SUM, float("nan"))]),
-    ], G, now)
-    return store
-
-
 def by_name(families):
     return {s.name: s for f in families for s in f.samples}
 
 
-def test_openmetrics_output_parses_strictly_with_every_type():
+def test_openmetrics_output_parses_strictly_with_every_type(full_store):
     text = write_openmetrics(full_store(), now=200)
     families = {f.name: f for f in parse_om(text)}
     assert {n: f.type for n, f in families.items()} == {
@@ -54,7 +35,7 @@ def test_openmetrics_output_parses_strictly_with_every_type():
     assert text.endswith("# EOF\n")
 
 
-def test_text_output_parses_and_names_counters_with_total():
+def test_text_output_parses_and_names_counters_with_total(full_store):
     text = write_text(full_store(), now=200)
     families = {f.name: f for f in parse_text(text)}
     assert "# TYPE req_total counter" in text and "# TYPE build_info gauge" in text

@@ -2,18 +2,105 @@
 import pytest
 
 from otelgravel.errors import UnsupportedMediaType
-from otelgravel.formats.negotiation import (OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE,
+from otelgravel.formats.negotiation import (OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, negotiate,
                                             push_format, scrape_format, wants_gzip)
 
-PROMETHEUS_2 = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
-                "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
-PROMETHEUS_3 = ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
-                "application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;"
-                "escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1")
-PROMETHEUS_TEXT_ONLY = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
-PROMETHEUS_PROTOBUF_FIRST = ("application/vnd.google.protobuf;proto=io.prometheus.client."
-                             "MetricFamily;encoding=delimited;q=0.6," + PROMETHEUS_2.replace(
-                                 "version=1.0.0,", "version=1.0.0;q=0.5,"))
+PB = "application/vnd.google.protobuf"
+
+# The Accept headers real Prometheus servers send, copied from their source (scrape/scrape.go,
+# config/config.go): 2.42's two constants, and what 3.x's acceptHeader() builds from its
+# ScrapeProtocolsHeaders (weights 0.6 down, */* last; 3.0-3.3 add "escaping=allow-utf-8" to every
+# range under UTF-8 validation, and text 1.0.0 carries it twice; 3.4+ add "escaping=<scheme>" to
+# text 1.0.0 and OpenMetrics 1.0.0 only).
+P242 = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+        "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+P242_NATIVE = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+               "encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,"
+               "application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,"
+               "*/*;q=0.1")
+P30 = ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+       "application/openmetrics-text;version=0.0.1;escaping=allow-utf-8;q=0.5,"
+       "text/plain;version=1.0.0;escaping=allow-utf-8;escaping=allow-utf-8;q=0.4,"
+       "text/plain;version=0.0.4;escaping=allow-utf-8;q=0.3,*/*;q=0.2")
+P30_PROTO = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+             "encoding=delimited;escaping=allow-utf-8;q=0.6,"
+             "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+             "application/openmetrics-text;version=0.0.1;escaping=allow-utf-8;q=0.4,"
+             "text/plain;version=1.0.0;escaping=allow-utf-8;escaping=allow-utf-8;q=0.3,"
+             "text/plain;version=0.0.4;escaping=allow-utf-8;q=0.2,*/*;q=0.1")
+P30_LEGACY = ("application/openmetrics-text;version=1.0.0;q=0.6,application/openmetrics-text;"
+              "version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,"
+              "text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
+P34 = ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+       "application/openmetrics-text;version=0.0.1;q=0.5,"
+       "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,"
+       "*/*;q=0.2")
+P34_PROTO = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+             "encoding=delimited;q=0.6,"
+             "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+             "application/openmetrics-text;version=0.0.1;q=0.4,"
+             "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,"
+             "*/*;q=0.1")
+P34_UNDERSCORES = ("application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,"
+                   "application/openmetrics-text;version=0.0.1;q=0.5,"
+                   "text/plain;version=1.0.0;escaping=underscores;q=0.4,"
+                   "text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
+P34_TEXT1 = "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.6,*/*;q=0.5"  # scrape_protocols
+P34_TEXT1_VALUES = ("text/plain;version=1.0.0;escaping=values;q=0.6,application/vnd.google.protobuf;"
+                    "proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5,*/*;q=0.4")
+P34_TEXT004 = "text/plain;version=0.0.4;q=0.6,*/*;q=0.5"
+P34_OM001 = "application/openmetrics-text;version=0.0.1;q=0.6,*/*;q=0.5"
+
+PROTO_CT = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+OM1_CT = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+OM0_CT = "application/openmetrics-text; version=0.0.1; charset=utf-8"
+T1_CT = "text/plain; version=1.0.0; charset=utf-8"
+T0_CT = "text/plain; version=0.0.4; charset=utf-8"
+
+# (Accept, kind, version, escaping, Content-Type of the answer)
+PROMETHEUS_HEADERS = [
+    (P242, "openmetrics", "1.0.0", "underscores", OM1_CT),
+    (P242_NATIVE, "protobuf", "", "underscores", PROTO_CT),
+    (P30, "openmetrics", "1.0.0", "allow-utf-8", OM1_CT + "; escaping=allow-utf-8"),
+    (P30_PROTO, "protobuf", "", "allow-utf-8", PROTO_CT + "; escaping=allow-utf-8"),
+    (P30_LEGACY, "openmetrics", "1.0.0", "underscores", OM1_CT),
+    (P34, "openmetrics", "1.0.0", "allow-utf-8", OM1_CT + "; escaping=allow-utf-8"),
+    # as expfmt: the protobuf range named no scheme, and it is read before the ranges that do
+    (P34_PROTO, "protobuf", "", "underscores", PROTO_CT),
+    (P34_UNDERSCORES, "openmetrics", "1.0.0", "underscores", OM1_CT + "; escaping=underscores"),
+    (P34_TEXT1, "text", "1.0.0", "allow-utf-8", T1_CT + "; escaping=allow-utf-8"),
+    (P34_TEXT1_VALUES, "text", "1.0.0", "values", T1_CT + "; escaping=values"),
+    (P34_TEXT004, "text", "0.0.4", "underscores", T0_CT),
+    (P34_OM001, "openmetrics", "0.0.1", "underscores", OM0_CT),
+]
+
+
+@pytest.mark.parametrize("accept, kind, version, escaping, content_type", PROMETHEUS_HEADERS)
+def test_prometheus_accept_headers(accept, kind, version, escaping, content_type):
+    assert negotiate(accept) == (kind, version, escaping, content_type)
+
+
+NEGOTIATE = [
+    # (Accept, kind, version, escaping, Content-Type)
+    (None, "text", "0.0.4", "underscores", T0_CT),
+    ("application/openmetrics-text", "openmetrics", "0.0.1", "underscores", OM0_CT),  # as expfmt
+    ("text/plain;version=1.0.0", "text", "1.0.0", "underscores", T1_CT),
+    ("text/plain;version=1.0.0;escaping=dots", "text", "1.0.0", "dots", T1_CT + "; escaping=dots"),
+    ("text/plain;version=1.0.0;escaping=bogus", "text", "1.0.0", "underscores", T1_CT),  # ignored
+    ("text/plain;version=2.0.0,text/plain;q=0.1", "text", "0.0.4", "underscores", T0_CT),
+    (PB + ";proto=io.prometheus.client.MetricFamily;encoding=text,text/plain;q=0.5",
+     "text", "0.0.4", "underscores", T0_CT),  # only the delimited encoding is served
+    (PB + ";proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.4,"
+     "application/openmetrics-text;version=1.0.0;q=0.5", "openmetrics", "1.0.0", "underscores",
+     OM1_CT),
+    ("*/*;escaping=values", "text", "0.0.4", "values", T0_CT + "; escaping=values"),
+]
+
+
+@pytest.mark.parametrize("accept, kind, version, escaping, content_type", NEGOTIATE)
+def test_negotiate(accept, kind, version, escaping, content_type):
+    assert negotiate(accept) == (kind, version, escaping, content_type)
+
 
 SCRAPE = [
     (None, "text"),
@@ -22,10 +109,10 @@ SCRAPE = [
     ("text/plain", "text"),
     ("text/plain; version=0.0.4", "text"),
     ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "text"),  # a browser
-    (PROMETHEUS_2, "openmetrics"),
-    (PROMETHEUS_3, "openmetrics"),
-    (PROMETHEUS_TEXT_ONLY, "text"),
-    (PROMETHEUS_PROTOBUF_FIRST, "openmetrics"),  # protobuf skipped, OpenMetrics next
+    (P242, "openmetrics"),
+    (P30, "openmetrics"),
+    (P34_TEXT004, "text"),
+    (P242_NATIVE, "protobuf"),
     ("application/openmetrics-text", "openmetrics"),
     ("Application/OpenMetrics-Text; Version=1.0.0", "openmetrics"),
     ("application/openmetrics-text;version=0.0.1", "openmetrics"),
@@ -62,7 +149,6 @@ def test_content_types():
     assert TEXT_CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
 
 
-PB = "application/vnd.google.protobuf"
 PUSH = [
     (None, "text"),
     ("", "text"),

@@ -1,0 +1,104 @@
+"""Metric and label names outside the legacy character set, and the four ways to write them.
+
+The legacy names are ``[a-zA-Z_:][a-zA-Z0-9_:]*`` (metric) and ``[a-zA-Z_][a-zA-Z0-9_]*``
+(label). Prometheus 3 accepts any non-empty UTF-8 name and a scraper says in its Accept header
+(``escaping=``) how it wants the others written. The schemes are those of prometheus/common
+``model.EscapeName``/``UnescapeName``, exactly; as its ``EscapeMetricFamily`` does, a name that
+is already legacy-valid (``[a-zA-Z_:][a-zA-Z0-9_:]*``) is never touched, whatever the scheme:
+
+- ``allow-utf-8``: as it is (the text formats quote it).
+- ``underscores``: every character outside the legacy set becomes ``_`` (``my.metric`` →
+  ``my_metric``); not reversible.
+- ``dots``: ``_`` → ``__``, ``.`` → ``_dot_``, any other character outside the set → ``__``.
+- ``values``: ``U__`` then ``_`` → ``__`` and any other character outside the set →
+  ``_<hex code point>_`` (``my.metric`` → ``U__my_2e_metric``); reversible. The Pushgateway
+  uses this encoding for label names in grouping paths.
+"""
+from __future__ import annotations
+
+import re
+
+from .negotiation import ALLOW_UTF8, DOTS, UNDERSCORES, VALUES
+
+_LEGACY_METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_LEGACY_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def is_legacy_metric(name: str) -> bool:
+    return _LEGACY_METRIC.fullmatch(name) is not None
+
+
+def is_legacy_label(name: str) -> bool:
+    return _LEGACY_LABEL.fullmatch(name) is not None
+
+
+def _legacy_char(c: str, i: int) -> bool:
+    return ("a" <= c <= "z" or "A" <= c <= "Z" or c == "_" or c == ":"
+            or ("0" <= c <= "9" and i > 0))
+
+
+def escape_name(name: str, scheme: str) -> str:
+    if not name or scheme == ALLOW_UTF8 or _LEGACY_METRIC.fullmatch(name):
+        return name
+    if scheme == UNDERSCORES:
+        return "".join(c if _legacy_char(c, i) else "_" for i, c in enumerate(name))
+    if scheme == DOTS:
+        out = []
+        for i, c in enumerate(name):
+            if c == "_":
+                out.append("__")
+            elif c == ".":
+                out.append("_dot_")
+            elif _legacy_char(c, i):
+                out.append(c)
+            else:
+                out.append("__")
+        return "".join(out)
+    if scheme == VALUES:
+        out = ["U__"]
+        for i, c in enumerate(name):
+            if c == "_":
+                out.append("__")
+            elif _legacy_char(c, i):
+                out.append(c)
+            elif 0xD800 <= ord(c) <= 0xDFFF:  # a lone surrogate is not a valid rune
+                out.append("_FFFD_")
+            else:
+                out.append(f"_{ord(c):x}_")
+        return "".join(out)
+    raise ValueError(f"unknown escaping scheme {scheme!r}")
+
+
+def unescape_values(name: str) -> str:
+    """``values`` escaping undone (``U__my_2e_metric`` → ``my.metric``); a name that does not
+    decode (no ``U__`` prefix, a bad hex code, an unclosed escape) comes back unchanged."""
+    if not name.startswith("U__"):
+        return name
+    body = name[3:]
+    out = []
+    i = 0
+    n = len(body)
+    while i < n:
+        c = body[i]
+        if c != "_":
+            out.append(c)
+            i += 1
+            continue
+        i += 1
+        if i >= n:
+            return name
+        if body[i] == "_":
+            out.append("_")
+            i += 1
+            continue
+        end = body.find("_", i)
+        digits = body[i:end]
+        if end < 0 or len(digits) > 6 or not all(d in _HEX for d in digits):
+            return name
+        code = int(digits, 16)
+        if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+            return name
+        out.append(chr(code))
+        i = end + 1
+    return "".join(out)

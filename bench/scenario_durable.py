@@ -21,7 +21,8 @@ import subprocess
 import sys
 from typing import Any
 
-from common import BENCH_DIR, HOST, REPO_DIR, disturbed, log, median, pick_runs
+from common import BENCH_DIR, HOST, REPO_DIR, log
+from compare import alternate
 from loadgen import fill
 from servers import Server, free_port, otelgravel_argv
 
@@ -64,8 +65,6 @@ def run(bench) -> None:
 def _pushes(bench, out: dict) -> None:
     import asyncio
 
-    from workload import VARYING_VALUE
-
     servers = {}
     for mode in MODES:
         port, otlp_port = free_port(), free_port()
@@ -76,22 +75,7 @@ def _pushes(bench, out: dict) -> None:
         if info["contiguous_to"] < GROUPS:
             bench.note(f"durable {mode}: filled only {info['contiguous_to']} groups")
         servers[mode] = server
-    runs: dict[str, list] = {mode: [] for mode in MODES}
-    order = list(MODES)
-    reps = max(2, bench.args.reps)
-    for rep in range(reps):
-        for mode in order[rep % 3:] + order[:rep % 3]:
-            res = bench.wrk(servers[mode], f"durable-{mode}",
-                            [str(bench.body_file), str(GROUPS), "", "", "", VARYING_VALUE],
-                            bench.args.connections, bench.args.wrk_threads)
-            runs[mode].append(res)
-            log(f"durable {mode} rep {rep + 1}: {res['rps']:.0f} pushes/s, p99 {res['p99_ms']:.1f} ms"
-                f"{'' if res['ok'] else ' (ERRORS)'}")
-    for mode, mode_runs in runs.items():
-        good = pick_runs(mode_runs)
-        out["push"][mode] = {"runs": mode_runs, "rps": median([r["rps"] for r in good]),
-                             "p99_ms": median([r["p99_ms"] for r in good]),
-                             "disturbed_runs_in_median": sum(1 for r in good if disturbed(r))}
+    out["push"] = alternate(bench, servers, "durable", GROUPS)
     base = out["push"]["memory"]["rps"]
     for mode in ("interval", "always"):
         rps = out["push"][mode]["rps"]

@@ -10,10 +10,12 @@ import scenario_durable
 import scenario_limits
 import scenario_otlp
 import scenario_stages
+import scenario_telemetry
 
 SCENARIOS = [
     scenario_stages,
     scenario_otlp,
     scenario_durable,
+    scenario_telemetry,
     scenario_limits,
 ]

@@ -88,6 +88,15 @@ def _metric(family, series, now: float) -> dict | None:
         if value is None:
             return None  # an empty window shows nothing, as in a scrape
         out["value"] = format_value(value)
+    elif getattr(point, "native", None) is not None:  # a native histogram: its own buckets
+        native = point.native
+        out["count"] = format_value(point.count or 0)
+        out["sum"] = format_value(point.sum or 0.0)
+        out["native"] = {"schema": native.schema,
+                         "zero_threshold": format_value(native.zero_threshold),
+                         "zero_count": format_value(native.zero_count),
+                         "positive": {str(i): format_value(c) for i, c in sorted(native.positive.items())},
+                         "negative": {str(i): format_value(c) for i, c in sorted(native.negative.items())}}
     elif family.type in (HISTOGRAM, GAUGEHISTOGRAM):
         out["buckets"] = {format_bound(le): format_value(c) for le, c in point.buckets}
         out["count"] = format_value(point.count if point.count is not None else point.buckets[-1][1])

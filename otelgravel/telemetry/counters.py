@@ -98,7 +98,7 @@ class Stats:
                 self.requests[(receiver, outcome)] = 0
             for outcome in POINT_OUTCOMES:
                 self.points[(receiver, outcome)] = 0
-        self.scrapes: dict[str, int] = {"text": 0, "openmetrics": 0}
+        self.scrapes: dict[str, int] = {"text": 0, "openmetrics": 0, "protobuf": 0}
         self.scrape_duration = BucketHistogram(SCRAPE_BUCKETS, ("format",))
         self.request_duration = BucketHistogram(
             HTTP_BUCKETS, ("http_route", "http_request_method", "http_response_status_code"))

@@ -1,0 +1,30 @@
+"""Push throughput of a few gateways compared in one run: the same wrk push load on each, in
+rotating order, repetition after repetition, so that load from other processes spreads over all."""
+
+from __future__ import annotations
+
+from common import disturbed, log, median, pick_runs
+
+
+def alternate(bench, servers: dict, label: str, groups: int) -> dict:
+    """``{mode: {"runs", "rps", "p99_ms", "disturbed_runs_in_median"}}`` for ``{mode: server}``."""
+    from workload import VARYING_VALUE
+
+    runs: dict[str, list] = {mode: [] for mode in servers}
+    order = list(servers)
+    for rep in range(max(2, bench.args.reps)):
+        shift = rep % len(order)
+        for mode in order[shift:] + order[:shift]:
+            res = bench.wrk(servers[mode], f"{label}-{mode}",
+                            [str(bench.body_file), str(groups), "", "", "", VARYING_VALUE],
+                            bench.args.connections, bench.args.wrk_threads)
+            runs[mode].append(res)
+            log(f"{label} {mode} rep {rep + 1}: {res['rps']:.0f} pushes/s, p99 {res['p99_ms']:.1f} ms"
+                f"{'' if res['ok'] else ' (ERRORS)'}")
+    out = {}
+    for mode, mode_runs in runs.items():
+        good = pick_runs(mode_runs)
+        out[mode] = {"runs": mode_runs, "rps": median([r["rps"] for r in good]),
+                     "p99_ms": median([r["p99_ms"] for r in good]),
+                     "disturbed_runs_in_median": sum(1 for r in good if disturbed(r))}
+    return out

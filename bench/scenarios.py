@@ -7,6 +7,7 @@ A scenario module has ``NAME`` (its key in the results JSON and its name for ``-
 """
 
 import scenario_durable
+import scenario_limits
 import scenario_otlp
 import scenario_prom3
 import scenario_redis
@@ -22,4 +23,5 @@ SCENARIOS = [
     scenario_telemetry,
     scenario_prom3,
     scenario_security,
+    scenario_limits,
 ]

@@ -35,5 +35,7 @@ def error_response(exc: GravelError, *, otlp: bool = False) -> web.Response:
         headers = {"WWW-Authenticate": exc.challenge}
     elif isinstance(exc, AuthBusy):
         headers = {"Retry-After": "1"}
-    return web.Response(status=status_for(exc, otlp=otlp), text=str(exc) + "\n",
-                        content_type="text/plain", headers=headers)
+    # backslashreplace: a message may quote a client's lone surrogate ("\ud800" in OTLP JSON)
+    body = (str(exc) + "\n").encode("utf-8", "backslashreplace")
+    return web.Response(status=status_for(exc, otlp=otlp), body=body,
+                        content_type="text/plain", charset="utf-8", headers=headers)

@@ -152,6 +152,9 @@ class LimitedServer(web.Server):
         self.count = ConnectionCount(endpoint, limits.max_connections)
 
     def __call__(self) -> RequestHandler:
+        limits = self.limits
+        if not (limits.read_header_timeout or limits.read_timeout or limits.max_connections):
+            return super().__call__()  # every limit off: aiohttp's own handler, as before them
         return LimitedRequestHandler(self, loop=self._loop, **self._kwargs)
 
 

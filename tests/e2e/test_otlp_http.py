@@ -182,6 +182,9 @@ BAD_REQUESTS = [
     ("JSON not UTF-8", JSON, None, b'{"resourceMetrics": "\xff"}', 400),
     ("JSON key with a lone surrogate escape", JSON, None,
      b'{"resourceMetrics": [{"\\ud800": 1}]}', 400),
+    ("JSON error quoting a lone surrogate", JSON, None, b'{"resourceMetrics": [{"scopeMetrics": '
+     b'[{"metrics": [{"name": "x", "histogram": {"dataPoints": [{"explicitBounds": ["\\ud800"]}]}}]}]}]}',
+     400),
     ("JSON enum written 1e400", JSON, None, b'{"resourceMetrics": [{"scopeMetrics": [{"metrics": '
      b'[{"name": "x", "sum": {"aggregationTemporality": 1e400}}]}]}]}', 400),
     ("gzip that is not", PROTOBUF, "gzip", b"this is not gzip", 400),

@@ -157,14 +157,14 @@ def _om_sum_ok(p: Point) -> bool:
     ``_sum`` never NaN, negative, or beside negative buckets; else the buckets alone (``+Inf`` is
     the count) are a valid histogram."""
     s = p.sum
-    return s is not None and s >= 0 and p.buckets[0][0] >= 0
+    return s is not None and s >= 0 and _classic_buckets(p)[0][0] >= 0
 
 
 def _om_gsum_ok(p: Point) -> bool:
     """A gauge histogram's ``_gcount`` and ``_gsum``: both or neither, ``_gsum`` not NaN, and
     negative only with negative buckets."""
     s = p.sum
-    return s is not None and s == s and (s >= 0 or p.buckets[0][0] < 0)
+    return s is not None and s == s and (s >= 0 or _classic_buckets(p)[0][0] < 0)
 
 
 def _text_series(name: str, type_: str, labels: str, p: Point) -> str:

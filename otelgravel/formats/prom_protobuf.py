@@ -6,8 +6,10 @@ proto=io.prometheus.client.MetricFamily; encoding=delimited``).
 
 The message classes are built at import time from a ``FileDescriptorProto`` written out below
 (the schema of prometheus/client_model ``metrics.proto``), in a private descriptor pool so that
-nothing else registering the same file can clash. Native-histogram fields are declared (so they
-are not "unknown") but not read: a histogram that carries only native buckets is refused.
+nothing else registering the same file can clash. A histogram with native fields (client_golang's
+``NativeHistogramBucketFactor``: a schema, spans, a zero threshold or zero count) becomes a native
+histogram (``Point.native``; its classic buckets, if it also has some, are not kept); schema
+-4..8, spans with deltas (integer) or absolute counts (float), counts that add up.
 
 Mapping to the model is the same as for the text formats: a counter is named without ``_total``;
 labels are a sorted tuple without ``clear_mode``/``clearmode``, which sets ``point.mode``;
@@ -25,8 +27,9 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 
 from ..clearmode import parse_clear_mode
 from ..errors import ClearModeError, ParseError
+from .. import nativehist
 from ..model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INF, SUMMARY, UNKNOWN, Exemplar,
-                     Family, Point)
+                     Family, NativeHistogram, Point)
 
 __all__ = ["parse_prom_protobuf", "MetricFamily"]
 
@@ -55,7 +58,7 @@ _MESSAGES = {
         ("sample_count", 1, _OPT, _UINT64, None), ("sample_count_float", 4, _OPT, _DOUBLE, None),
         ("sample_sum", 2, _OPT, _DOUBLE, None), ("bucket", 3, _REP, _MSG, "Bucket"),
         ("created_timestamp", 15, _OPT, _MSG, _TS),
-        # Native histograms: declared so that they parse, checked only for presence.
+        # Native histograms
         ("schema", 5, _OPT, _SINT32, None), ("zero_threshold", 6, _OPT, _DOUBLE, None),
         ("zero_count", 7, _OPT, _UINT64, None), ("zero_count_float", 8, _OPT, _DOUBLE, None),
         ("negative_span", 9, _REP, _MSG, "BucketSpan"),
@@ -325,13 +328,30 @@ def _exemplar(ex) -> Exemplar:
     return Exemplar(labels, ex.value, timestamp)
 
 
+def _native(point: Point, h, count: float) -> None:
+    zero = h.zero_count_float if h.zero_count_float > 0 else float(h.zero_count)
+    try:
+        positive = nativehist.from_spans([(s.offset, s.length) for s in h.positive_span],
+                                         list(h.positive_delta), list(h.positive_count))
+        negative = nativehist.from_spans([(s.offset, s.length) for s in h.negative_span],
+                                         list(h.negative_delta), list(h.negative_count))
+    except ValueError as exc:
+        raise _BadSeries(f"native histogram: {exc}") from None
+    native = NativeHistogram(h.schema, h.zero_threshold, zero, positive, negative)
+    problem = nativehist.check(native, count)
+    if problem is not None:
+        raise _BadSeries(problem)
+    point.native = native
+    point.sum = h.sample_sum
+    point.count = count
+
+
 def _histogram(point: Point, h) -> None:
     count = h.sample_count_float if h.sample_count_float > 0 else float(h.sample_count)
     raw = h.bucket
-    if not raw and (any(h.HasField(f) for f in _NATIVE_FIELDS) or h.positive_span
-                    or h.negative_span):
-        raise _BadSeries("native histograms are not supported (the histogram has no "
-                         "classic buckets)")
+    if (any(h.HasField(f) for f in _NATIVE_FIELDS) or h.positive_span or h.negative_span):
+        _native(point, h, count)
+        return
     buckets = []
     exemplars = None
     for b in raw:

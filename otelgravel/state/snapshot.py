@@ -36,7 +36,7 @@ from itertools import repeat
 
 from ..core import windows
 from ..core.store import SNAPSHOT_VERSION, Store
-from ..model import ClearMode, Exemplar, Point
+from ..model import ClearMode, Exemplar, NativeHistogram, Point
 from ..translate.sources import SourceMemory, _Source
 from .framing import DamagedFile, frame, read_frames
 
@@ -46,6 +46,7 @@ CHUNK = 5000  # series (or groups) per frame
 
 # Our classes the generic codec may build, by a stable name (never a module path).
 CLASSES = {"exemplar": Exemplar, "clearmode": ClearMode, "otlp.source": _Source,
+           "nativehistogram": NativeHistogram,
            "sketch": windows._Sketch,
            **{f"window.{agg}": cls for agg, cls in windows._BY_AGG.items()}}
 _NAME_OF = {cls: name for name, cls in CLASSES.items()}

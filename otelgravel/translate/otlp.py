@@ -77,10 +77,12 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from .. import nativehist
 from ..clearmode import parse_clear_mode
 from ..errors import ClearModeError
 from ..model import (COUNTER, FAMILY, GAUGE, HISTOGRAM, INF, INFO, REPLACE, SUM, SUM_KIND,
-                     SUMMARY, WINDOW_KIND, ClearMode, Exemplar, Family, Labels, Point)
+                     SUMMARY, WINDOW_KIND, ClearMode, Exemplar, Family, Labels, NativeHistogram,
+                     Point)
 from .names import attribute_value, labels_from_pairs, metric_name
 from .sources import SourceMemory, _Source
 
@@ -386,6 +388,18 @@ def _fold(existing: Point, point: Point, type_: str) -> bool:
     if kind == WINDOW_KIND:
         return False
     if kind == SUM_KIND:
+        if existing.native is not None and point.native is not None:
+            existing.native = nativehist.add(existing.native, point.native)
+            existing.count = (existing.count or 0.0) + (point.count or 0.0)
+            if existing.sum is None or point.sum is None:
+                existing.sum = existing.sum if point.sum is None else point.sum
+            else:
+                existing.sum += point.sum
+            return True
+        if existing.native is not None or point.native is not None:
+            for p in (existing, point):
+                if p.native is not None:
+                    p.buckets, p.native = nativehist.to_classic(p.native, p.count), None
         if existing.buckets is not None:
             existing.buckets = _add_buckets(existing.buckets, point.buckets)
             existing.count = (existing.count or 0.0) + (point.count or 0.0)
@@ -415,9 +429,10 @@ def _fold(existing: Point, point: Point, type_: str) -> bool:
 
 class OtlpTranslator:
     def __init__(self, keep_instance: bool = False, source_ttl: float = 3600.0,
-                 max_sources: int = 100_000, exp_histogram_scale: int = 3, rule_for=None,
+                 max_sources: int = 100_000, exp_histogram_scale: int | None = None,
+                 rule_for=None,
                  memory: "SourceMemory | None" = None):
-        if not -10 <= exp_histogram_scale <= 20:
+        if exp_histogram_scale is not None and not -10 <= exp_histogram_scale <= 20:
             raise ValueError("exp_histogram_scale must be within -10..20")
         self.keep_instance = keep_instance
         self.source_ttl = source_ttl
@@ -629,12 +644,20 @@ class OtlpTranslator:
             hist_sum = dp.sum if has_sum else None
             if hist_sum is not None and not math.isfinite(hist_sum):
                 raise _Reject(f"histogram sum {hist_sum} is not a finite number")
+            native = None
             if kind == "histogram":
                 buckets = explicit_to_buckets(dp)
+            elif self.exp_histogram_scale is None:
+                native = exponential_to_native(dp)
+                buckets = None if native is not None else exponential_to_buckets(dp, dp.scale)
             else:
                 buckets = exponential_to_buckets(dp, self.exp_histogram_scale)
-            exemplars = _bucket_exemplars(dp.exemplars, buckets)
             count = float(dp.count)
+            if native is not None:
+                self._native_point(t, b, overlay, key, mode, temporality, name, type_, unit,
+                                   family_help, group, labels, dp, native, hist_sum, count)
+                return
+            exemplars = _bucket_exemplars(dp.exemplars, buckets)
             if mode is not None and mode.kind != SUM_KIND:
                 point = Point(labels, mode, buckets=buckets, sum=hist_sum, count=count,
                               bucket_exemplars=exemplars)
@@ -673,6 +696,65 @@ class OtlpTranslator:
         if update is not None:
             overlay[key] = update
             t._pending.setdefault(id(family), []).append((key, update))
+
+
+    def _native_point(self, t, b, overlay, key, mode, temporality, name, type_, unit, help_,
+                      group, labels, dp, native, hist_sum, count) -> None:
+        """An exponential histogram kept exponential: as the classic ones, bucket by bucket."""
+        update = None
+        if mode is not None and mode.kind != SUM_KIND:
+            point = Point(labels, mode, sum=hist_sum, count=count, native=native)
+        elif temporality == DELTA:
+            point = Point(labels, SUM, sum=hist_sum, count=count, native=native)
+        else:
+            prev = overlay.get(key) or self._sources.get(key)
+            start = dp.start_time_unix_nano
+            inc = None
+            if (prev is not None and isinstance(prev.buckets, NativeHistogram)
+                    and count >= prev.count and not _restarted(prev.start, start)):
+                inc = nativehist.subtract(native, prev.buckets)
+            if inc is None:  # first sight or reset: the whole value counts
+                point = Point(labels, SUM, sum=hist_sum, count=count, native=native)
+            else:
+                point = Point(labels, SUM, count=count - prev.count, native=inc,
+                              sum=None if hist_sum is None else hist_sum - (prev.sum or 0.0))
+            update = _Source(start or (prev.start if prev else 0), buckets=native,
+                             sum=hist_sum, count=count)
+        family = b.add(group, name, type_, help_, unit, point)
+        if update is not None:
+            overlay[key] = update
+            t._pending.setdefault(id(family), []).append((key, update))
+
+
+def exponential_to_native(dp) -> NativeHistogram | None:
+    """An ExponentialHistogramDataPoint as a native histogram: OTLP's scale is the schema (a
+    finer one than 8 is downscaled to 8), its index plus one is Prometheus'. None for a scale
+    coarser than -4, which Prometheus cannot hold (the caller makes it classic). Raises _Reject
+    on an inconsistent point."""
+    s = dp.scale
+    if not -10 <= s <= 20:
+        raise _Reject(f"exponential histogram scale {s} is outside -10..20")
+    if s < nativehist.MIN_SCHEMA:
+        return None
+    threshold = dp.zero_threshold
+    if not (threshold >= 0 and math.isfinite(threshold)):
+        raise _Reject(f"exponential histogram zero_threshold {threshold} is not a finite "
+                      "non-negative number")
+    sides = []
+    total = dp.zero_count
+    for side in (dp.positive, dp.negative):
+        buckets = {}
+        for k, c in enumerate(side.bucket_counts):
+            if c:
+                buckets[side.offset + k + 1] = c
+                total += c
+        sides.append(buckets)
+    if total != dp.count:
+        raise _Reject(f"exponential histogram buckets add up to {total} but count is {dp.count}")
+    native = NativeHistogram(s, threshold, dp.zero_count, sides[0], sides[1])
+    if s > nativehist.MAX_SCHEMA:
+        native = nativehist.downscale(native, nativehist.MAX_SCHEMA)
+    return native
 
 
 def _restarted(prev_start: int, start: int) -> bool:

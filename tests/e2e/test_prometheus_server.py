@@ -362,3 +362,92 @@ def test_prometheus_with_native_histograms_scrapes_protobuf(gateway, prometheus_
     # protobuf metadata is keyed by the exposed family name, as in text 0.0.4 (OpenMetrics: `jobs`)
     meta = prom.api("targets/metadata", metric="jobs_total")
     assert [(m["type"], m["help"]) for m in meta] == [("counter", "Jobs run.")], meta
+
+
+def _otel_invocation(gateway, value: float) -> None:
+    """One serverless invocation with the real OTel SDK: its own MeterProvider, DELTA
+    temporality, exponential buckets through a View; records one value, exports, exits."""
+    import uuid
+
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import Histogram, MeterProvider
+    from opentelemetry.sdk.metrics.export import (AggregationTemporality,
+                                                  PeriodicExportingMetricReader)
+    from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+    from opentelemetry.sdk.resources import Resource
+
+    exporter = OTLPMetricExporter(endpoint=gateway.otlp_url + "/v1/metrics",
+                                  preferred_temporality={Histogram: AggregationTemporality.DELTA})
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    provider = MeterProvider(
+        resource=Resource.create({"service.name": "svc", "service.instance.id": str(uuid.uuid4())}),
+        metric_readers=[reader],
+        views=[View(instrument_name="latency", aggregation=ExponentialBucketHistogramAggregation())])
+    try:
+        provider.get_meter("handler").create_histogram("latency", unit="ms").record(value)
+        assert provider.force_flush(10_000)
+    finally:
+        provider.shutdown()
+
+
+def _native_push(count: int, zero: int, deltas: list) -> bytes:
+    """What client_golang/push sends for a histogram with NativeHistogramBucketFactor 1.1
+    (schema 3), built from the client_model schema."""
+    from google.protobuf.internal.encoder import _VarintBytes
+
+    from otelgravel.formats.prom_protobuf import MetricFamily
+
+    mf = MetricFamily(name="go_latency_seconds", help="Latency.", type=4)
+    h = mf.metric.add().histogram
+    h.sample_count, h.sample_sum, h.schema = count, 1.5 * count, 3
+    h.zero_threshold, h.zero_count = 2.938735877055719e-39, zero
+    span = h.positive_span.add()
+    span.offset, span.length = 0, len(deltas)
+    h.positive_delta.extend(deltas)
+    raw = mf.SerializeToString()
+    return _VarintBytes(len(raw)) + raw
+
+
+def test_prometheus_reads_native_histograms_over_protobuf(gateway, prometheus_for,
+                                                         recording_proxy):
+    from google.protobuf.internal.decoder import _DecodeVarint32
+
+    from otelgravel.formats.prom_protobuf import MetricFamily
+
+    values = [3.0, 5.0, 11.0]
+    for v in values:
+        _otel_invocation(gateway, v)
+    # a client_golang-style push twice: natives add up bucket by bucket (sum, the default)
+    headers = {"Content-Type": PROTO_CONTENT_TYPE}
+    for body in (_native_push(3, 1, [1, 0]), _native_push(2, 0, [0, 2])):
+        status, reply, _ = gateway.push("/metrics/job/go", body, headers=headers)
+        assert status == 200, reply
+    # the schema the gateway holds (the SDK's scale 20 is downscaled to 8, at most)
+    status, data, answer = gateway.request(
+        "GET", "/metrics", headers={"Accept": PROTO_CONTENT_TYPE}, base=gateway.scrape_url)
+    assert answer["Content-Type"] == PROTO_CONTENT_TYPE
+    schemas = {}
+    pos = 0
+    while pos < len(data):
+        length, pos = _DecodeVarint32(data, pos)
+        mf = MetricFamily.FromString(data[pos:pos + length])
+        pos += length
+        for m in mf.metric:
+            if m.histogram.HasField("schema"):
+                schemas[mf.name] = m.histogram.schema
+    schema = schemas["latency_milliseconds"]
+    assert -4 <= schema <= 8 and schemas["go_latency_seconds"] == 3
+
+    proxy = recording_proxy(gateway)
+    prom = prometheus_for(gateway, NATIVE_FLAGS, target=proxy.address)
+    assert wait_target_up(prom)["lastError"] == ""
+    assert wait_value(prom, 'histogram_count(latency_milliseconds{job="svc"})', 3) == 3
+    assert prom.scalar('histogram_sum(latency_milliseconds{job="svc"})') == sum(values)
+    median = prom.scalar('histogram_quantile(0.5, latency_milliseconds{job="svc"})')
+    error = 2 ** (2 ** -schema) - 1  # a bucket's relative width at this schema
+    assert abs(median - 5.0) / 5.0 <= error, (median, schema)
+    # no classic series: it is one native series
+    assert prom.query('latency_milliseconds_bucket{job="svc"}') == []
+    assert wait_value(prom, 'histogram_count(go_latency_seconds{job="go"})', 5) == 5
+    assert prom.scalar('histogram_sum(go_latency_seconds{job="go"})') == 7.5
+    assert proxy.exchanges[-1][1] == PROTO_CONTENT_TYPE

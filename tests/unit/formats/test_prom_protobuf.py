@@ -8,7 +8,8 @@ from google.protobuf.json_format import ParseDict
 from otelgravel.errors import ParseError
 from otelgravel.formats.prom_protobuf import MetricFamily, parse_prom_protobuf
 from otelgravel.model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INF, REPLACE, SUM,
-                              SUMMARY, UNKNOWN, ClearMode, Exemplar, Family, Point)
+                              SUMMARY, UNKNOWN, ClearMode, Exemplar, Family, NativeHistogram,
+                              Point)
 
 
 def message(spec: dict) -> bytes:
@@ -100,9 +101,36 @@ GOOD = [
             "sample_count": "1", "sample_sum": 1, "schema": 3, "zero_threshold": 1e-128,
             "positive_span": [{"offset": 0, "length": 1}], "positive_delta": ["1"],
             "bucket": [{"upper_bound": 1, "cumulative_count": "1"}]}}]}],
-        [Family("h", HISTOGRAM, points=[Point((), buckets=[(1.0, 1.0), (INF, 1.0)], sum=1.0,
-                                              count=1.0)])],
-        id="histogram: native fields ignored when classic buckets exist"),
+        [Family("h", HISTOGRAM, points=[Point((), native=NativeHistogram(3, 1e-128, 0.0, {0: 1}),
+                                              sum=1.0, count=1.0)])],
+        id="histogram: native and classic buckets: the native ones are kept"),
+    # what client_golang sends with NativeHistogramBucketFactor 1.1 (schema 3), after observing
+    # 0, 1, 1.5, 1.5, 2.5 and -3: spans with gaps, deltas, one negative bucket
+    pytest.param(
+        [{"name": "lat", "type": "HISTOGRAM", "metric": [{"label": labels(route="/a"), "histogram": {
+            "sample_count": "6", "sample_sum": 3.5, "schema": 3,
+            "zero_threshold": 2.938735877055719e-39, "zero_count": "1",
+            "positive_span": [{"offset": 0, "length": 1}, {"offset": 4, "length": 1},
+                              {"offset": 5, "length": 1}],
+            "positive_delta": ["1", "1", "-1"],
+            "negative_span": [{"offset": 13, "length": 1}], "negative_delta": ["1"]}}]}],
+        [Family("lat", HISTOGRAM, points=[Point((("route", "/a"),), native=NativeHistogram(
+            3, 2.938735877055719e-39, 1.0, {0: 1, 5: 2, 11: 1}, {13: 1}), sum=3.5, count=6.0)])],
+        id="native histogram: spans and deltas"),
+    pytest.param(
+        [{"name": "lat", "type": "HISTOGRAM", "metric": [{"histogram": {
+            "sample_count_float": 2.5, "sample_sum": 1, "schema": -1, "zero_count_float": 0.5,
+            "positive_span": [{"offset": -2, "length": 2}], "positive_count": [1.5, 0.5]}}]}],
+        [Family("lat", HISTOGRAM, points=[Point((), native=NativeHistogram(
+            -1, 0.0, 0.5, {-2: 1.5, -1: 0.5}), sum=1.0, count=2.5)])],
+        id="native float histogram: absolute counts"),
+    pytest.param(
+        [{"name": "lat", "type": "HISTOGRAM", "metric": [{"histogram": {
+            "sample_count": "0", "schema": 3, "zero_threshold": 1e-128,
+            "positive_span": [{"offset": 0, "length": 0}]}}]}],
+        [Family("lat", HISTOGRAM, points=[Point((), native=NativeHistogram(3, 1e-128),
+                                                sum=0.0, count=0.0)])],
+        id="native histogram without observations"),
     pytest.param(
         [{"name": "gh", "type": "GAUGE_HISTOGRAM", "metric": [{"histogram": {
             "sample_count": "1", "sample_sum": 2, "bucket": [
@@ -240,12 +268,25 @@ BAD = [
         {"counter": {"value": "-Infinity"}}]}), "negative counter value -inf", id="-Inf counter"),
     # histograms
     pytest.param(delimited({"name": "h", "type": "HISTOGRAM", "metric": [{"histogram": {
-        "sample_count": "1", "schema": 3, "positive_span": [{"offset": 0, "length": 1}],
-        "positive_delta": ["1"]}}]}), "series h{}: native histograms are not supported",
-        id="native only"),
+        "sample_count": "1", "schema": 9, "positive_span": [{"offset": 0, "length": 1}],
+        "positive_delta": ["1"]}}]}), "series h{}: native histogram schema 9 is outside -4..8",
+        id="native: schema too fine"),
     pytest.param(delimited({"name": "h", "type": "HISTOGRAM", "metric": [{"histogram": {
-        "zero_threshold": 1e-128}}]}), "native histograms are not supported",
-        id="native only, no observations"),
+        "sample_count": "1", "schema": 3, "positive_span": [{"offset": 0, "length": 2}],
+        "positive_delta": ["1"]}}]}), "the spans cover 2 buckets but 1 counts are given",
+        id="native: spans and deltas disagree"),
+    pytest.param(delimited({"name": "h", "type": "HISTOGRAM", "metric": [{"histogram": {
+        "sample_count": "1", "schema": 3, "positive_span": [{"offset": 0, "length": 2}],
+        "positive_delta": ["1", "-2"]}}]}), "bucket 1 has the count -1", id="native: negative count"),
+    pytest.param(delimited({"name": "h", "type": "HISTOGRAM", "metric": [{"histogram": {
+        "sample_count": "1", "schema": 3, "positive_span": [{"offset": 0, "length": 1}],
+        "positive_delta": ["3"]}}]}), "native histogram count 1.0 is less than the 3",
+        id="native: count below the buckets"),
+    pytest.param(delimited({"name": "h", "type": "HISTOGRAM", "metric": [{"histogram": {
+        "sample_count": "1", "schema": 3, "positive_span": [{"offset": 0, "length": 1},
+                                                           {"offset": -3, "length": 1}],
+        "positive_delta": ["1", "0"]}}]}), "span 2 has the negative offset -3",
+        id="native: overlapping spans"),
     pytest.param(delimited(hist((1, "1"), (1, "1"))), "duplicate bucket le=1.0", id="duplicate le"),
     pytest.param(delimited(hist(("NaN", "1"))), "bucket upper bound is NaN", id="NaN le"),
     pytest.param(delimited(hist((1, "2"), (2, "1"), count="2")),

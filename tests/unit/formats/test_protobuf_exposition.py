@@ -1,6 +1,8 @@
 """The PrometheusProto writer: read back with the client_model message classes and our parser."""
 import math
 
+from google.protobuf.internal.decoder import _DecodeVarint32
+
 from otelgravel import nativehist
 from otelgravel.core.store import Store
 from otelgravel.formats.prom_protobuf import MetricFamily, parse_prom_protobuf
@@ -15,14 +17,7 @@ def decode(data: bytes) -> list:
     out = []
     pos = 0
     while pos < len(data):
-        length = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
+        length, pos = _DecodeVarint32(data, pos)
         out.append(MetricFamily.FromString(data[pos:pos + length]))
         pos += length
     assert pos == len(data)

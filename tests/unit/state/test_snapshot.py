@@ -12,6 +12,7 @@ from otelgravel.core.store import Store
 from otelgravel.formats.exposition import write_openmetrics
 from otelgravel.formats.openmetrics import parse_openmetrics
 from otelgravel.formats.prom_text import parse_prom_text
+from otelgravel.model import HISTOGRAM, SUM, Family, NativeHistogram, Point
 from otelgravel.processor import GravelProcessor
 from otelgravel.state.framing import DamagedFile, frame
 from otelgravel.state.snapshot import decode_snapshot, encode_snapshot
@@ -52,6 +53,8 @@ def _state():
         processor.push(GROUP + (("instance", "b"),), parse_openmetrics(OPENMETRICS.encode()), now)
     processor.push((("job", "empty"),), parse_prom_text(b"# TYPE m gauge\n"), 1502.0)
     store.record_failure(GROUP, 1503.5)
+    store.apply([Family("nh", HISTOGRAM, points=[Point((), SUM, native=NativeHistogram(
+        3, 0.001, 2.0, {1: 3.0, 5: 1.0}, {2: 1.0}), sum=1.5, count=7.0)])], GROUP, 1504.0)
     translator = OtlpTranslator(max_sources=1)  # one of the two sources is evicted: a correction
     translation = translator.translate(_export(5.0), now=2.0)
     translation.commit_all()
@@ -80,6 +83,8 @@ def test_every_kind_of_state_comes_back_exactly():
     for at in (1170.0, 1300.0):  # (a read changes windows: later times only)
         assert write_openmetrics(again, at) == write_openmetrics(store, at)
     assert again.get("c", GROUP).created == store.get("c", GROUP).created == 1000.0
+    assert again.get("nh", GROUP).point.native == NativeHistogram(
+        3, 0.001, 2.0, {1: 3.0, 5: 1.0}, {2: 1.0})
     assert len(restored) == 1 and len(restored.corrections) == 1
     assert list(again._by_update) and [s.key for s in again._by_update] == [s.key for s in store._by_update]
 

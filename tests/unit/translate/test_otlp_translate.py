@@ -7,7 +7,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from otelgravel import model
+from otelgravel import model, nativehist
+from otelgravel.core.store import Store
 from otelgravel.model import COUNTER, GAUGE, HISTOGRAM, INF, INFO, SUMMARY, Exemplar
 from otelgravel.translate.otlp import (CUMULATIVE, DELTA, OtlpTranslator, cumulative_at,
                                        exponential_to_buckets)
@@ -505,8 +506,8 @@ def test_exponential_histogram_zero_threshold_bucket_is_on_the_grid():
     assert le >= 1e-3 and le / 2 ** (1 / 8) < 1e-3 and math.log2(le) * 8 == round(math.log2(le) * 8)
 
 
-def test_exponential_histogram_delta_from_three_invocations():
-    t = OtlpTranslator()
+def test_exponential_histogram_on_a_classic_grid_delta_from_three_invocations():
+    t = OtlpTranslator(exp_histogram_scale=3)
     store = FakeStore()
     for n, v in enumerate([7.0, 7.0, 12.0]):
         i = math.ceil(math.log2(v) * 2 ** 20) - 1
@@ -521,8 +522,8 @@ def test_exponential_histogram_delta_from_three_invocations():
     assert buckets[1][0] == 2 ** (29 / 8)   # 12.0 <= 12.34
 
 
-def test_cumulative_exponential_histogram_that_downscales_is_not_a_reset():
-    t = OtlpTranslator()
+def test_cumulative_exponential_histogram_on_a_classic_grid_that_downscales_is_not_a_reset():
+    t = OtlpTranslator(exp_histogram_scale=3)
     store = FakeStore()
     # first export: one value at scale 3 bucket 8 (2, 2.18]; then the SDK downscales to 0 after
     # recording 100: bucket 1 (2, 4] holds the first value, bucket 6 (64, 128] the new one
@@ -534,6 +535,69 @@ def test_cumulative_exponential_histogram_that_downscales_is_not_a_reset():
     assert p.count == 1.0 and p.buckets == [(4.0, 0.0), (128.0, 1.0), (INF, 1.0)]
     store.push(out)
     assert store.values[(JOB, "e", SCOPE)][1] == 2.0
+
+
+SCOPE_LABELS = tuple(sorted(JOB + SCOPE))
+
+
+def _apply(store, translation, now):
+    for group, fams in translation.groups:
+        store.apply(fams, group, now)
+    translation.commit_all()  # the per-source memory takes what was applied
+
+
+def test_exponential_histograms_stay_native_and_merge_at_the_smaller_scale():
+    # scale 4 and scale 2, both DELTA: the stored series is at schema 2 with every count kept
+    t = OtlpTranslator()
+    store = Store()
+    fine = exp(6, 4, pos_offset=10, pos=[1, 2, 0, 3], zero=0)       # OTLP indexes 10..13
+    coarse = exp(4, 2, pos_offset=2, pos=[1, 0, 2], zero=1, neg_offset=0, neg=[0])
+    for n, dp in enumerate((fine, coarse)):
+        out = t.translate(req(rm(exphist("h", dp), instance=f"i{n}")), now=n)
+        assert out.rejected == 0, out.errors
+        p = only_point(out, "h")
+        assert p.buckets is None and p.native.schema == (4, 2)[n]
+        _apply(store, out, n)
+    stored = store.get("h", SCOPE_LABELS).point
+    h = stored.native
+    assert h.schema == 2 and stored.count == 10
+    assert nativehist.total(h) == 10 and h.zero_count == 1
+    # Prometheus index = OTLP index + 1; scale 4 -> 2 merges 4 buckets: OTLP i -> i >> 2
+    assert h.positive == {3: 1 + 2 + 1, 4: 3, 5: 2}
+    # the classic view for the text formats keeps every count too
+    assert nativehist.to_classic(h, stored.count)[-1] == (INF, 10.0)
+
+
+def test_exponential_histogram_finer_than_schema_8_is_downscaled_to_8():
+    t = OtlpTranslator()
+    i = math.ceil(math.log2(7.0) * 2 ** 20) - 1
+    out = t.translate(req(rm(exphist("d", exp(1, 20, pos_offset=i, pos=[1], total=7.0)))), now=0)
+    h = only_point(out, "d").native
+    assert h.schema == 8 and list(h.positive.values()) == [1]
+    [(index, _)] = h.positive.items()
+    assert nativehist.upper_bound(index - 1, 8) < 7.0 <= nativehist.upper_bound(index, 8)
+
+
+def test_cumulative_native_histogram_counts_its_increase():
+    t = OtlpTranslator()
+    store = Store()
+    out = t.translate(req(rm(exphist("e", exp(1, 3, pos_offset=8, pos=[1]),
+                                     temporality=CUMULATIVE))), now=0)
+    _apply(store, out, 0)
+    # the SDK downscaled to 0 after recording 100: bucket 1 (2, 4] holds the first value
+    out = t.translate(req(rm(exphist("e", exp(2, 0, pos_offset=1, pos=[1, 0, 0, 0, 0, 1]),
+                                     temporality=CUMULATIVE))), now=1)
+    p = only_point(out, "e")
+    assert p.count == 1.0 and p.native.schema == 0 and p.native.positive == {7: 1}
+    _apply(store, out, 1)
+    stored = store.get("e", SCOPE_LABELS).point
+    assert stored.count == 2.0 and stored.native.positive == {2: 1, 7: 1}
+
+
+def test_a_scale_prometheus_cannot_hold_becomes_classic():
+    out = OtlpTranslator().translate(req(rm(exphist("e", exp(1, -6, pos_offset=0, pos=[1])))), now=0)
+    p = only_point(out, "e")
+    assert p.native is None and p.buckets[-1] == (INF, 1.0)
 
 
 # ---- summaries, removals, exemplars, clear_mode ----------------------------------------------

@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=1.0, help="pause before reading RSS, s")
     p.add_argument("--pushgateway-bin", default="prometheus-pushgateway")
     p.add_argument("--no-otelgravel", action="store_true", help="measure only the Pushgateway and the empty handler")
+    p.add_argument("--otelgravel-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="one more --set for the measured otelgravel (repeatable)")
     p.add_argument("--no-install", action="store_true", help="do not apt-get/pip install missing tools")
     p.add_argument("--wait-quiet", type=float, default=0.0,
                    help="before starting, wait up to this many seconds for the CPUs to be idle")

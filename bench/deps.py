@@ -12,13 +12,40 @@ import sys
 from common import log
 
 APT_PACKAGES = ("prometheus-pushgateway", "wrk")
-PY_PACKAGES = {  # module to import -> pip distribution
+PY_PACKAGES = {  # module to import -> pip distribution: what the bench itself imports
     "aiohttp": "aiohttp",
     "uvloop": "uvloop",
     "google.protobuf": "protobuf",
     "opentelemetry.proto": "opentelemetry-proto",
     "matplotlib": "matplotlib",
 }
+
+
+def package_requirements_missing() -> list[str]:
+    """The requirements in pyproject.toml that this Python lacks: the bench runs the checkout
+    (``python -m otelgravel`` in REPO_DIR), so what it needs is the package's dependencies."""
+    import importlib.metadata
+    import re
+    import tomllib
+
+    from common import REPO_DIR
+
+    deps = tomllib.loads((REPO_DIR / "pyproject.toml").read_text())["project"]["dependencies"]
+    missing = []
+    for req in deps:
+        name, _, marker = req.partition(";")
+        if marker.strip():
+            try:
+                from packaging.markers import Marker
+                if not Marker(marker.strip()).evaluate():
+                    continue
+            except ImportError:
+                pass
+        try:
+            importlib.metadata.version(re.split(r"[<>=!~\[ ]", name.strip(), maxsplit=1)[0])
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(req.strip())
+    return missing
 
 
 
@@ -44,6 +71,7 @@ def ensure_dependencies(pushgateway_bin: str) -> None:
         if still:
             sys.exit(f"still missing after apt-get: {still}")
     missing_py = [dist for mod, dist in PY_PACKAGES.items() if _module_missing(mod)]
+    missing_py += [r for r in package_requirements_missing() if r.split(";")[0] not in missing_py]
     if missing_py:
         log(f"pip installing {missing_py}")
         subprocess.run([sys.executable, "-m", "pip", "install", *missing_py], check=True, timeout=1200)

@@ -105,11 +105,14 @@ class Bench:
         if not a.no_otelgravel:
             port, otlp_port = free_port(), free_port()
             try:
-                self.servers[OG] = self.start(OG, otelgravel_argv(port, otlp_port), port, cwd=REPO_DIR)
+                extra = [x for item in a.otelgravel_set for x in ("--set", item)]
+                self.servers[OG] = self.start(OG, otelgravel_argv(port, otlp_port) + extra, port, cwd=REPO_DIR)
                 self.servers[OG].otlp_port = otlp_port
-            except Exception as exc:
+            except Exception as exc:  # asked to measure it: no run without it (exit status 1)
                 self.error("otelgravel start", exc)
                 self.servers[OG] = None
+                raise RuntimeError(f"otelgravel did not start, so it cannot be measured "
+                                   f"(--no-otelgravel measures the others): {exc}") from exc
         for name in (PG, OG):
             if self.servers[name]:
                 time.sleep(0.5)

@@ -15,7 +15,7 @@ import time
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, listen
 from .config import Config, Endpoint, HttpLimits
 from .core.store import Store
 from .exporters.prometheus import PrometheusExporter
@@ -132,15 +132,17 @@ class Service:
             runner = web.ServerRunner(server, handle_signals=False,
                                       shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
             await runner.setup()
-            site = web.TCPSite(runner, endpoint.host, endpoint.port, reuse_address=True)
-            await site.start()
             self._runners.append(runner)
-            host, port = runner.addresses[0][:2]  # the real port when the config said 0
-            bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            # every address the host resolves to (localhost: 127.0.0.1 and ::1), one port
+            for sock in listen.bind(listen.addresses(endpoint.host, endpoint.port), endpoint.port):
+                await web.SockSite(runner, sock).start()
+            shown = [f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}" for a in runner.addresses]
+            bound = shown[0]  # the real port when the config said 0
+            also = {"addresses": ",".join(shown)} if len(shown) > 1 else {}
             for component in self._by_endpoint[endpoint]:
                 self.bound[component] = "http://" + bound
             log.info("listening", extra={"fields": {
-                "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound,
+                "components": ",".join(self._by_endpoint[endpoint]), "endpoint": bound, **also,
                 "max_connections": limits.max_connections, "max_open_files": fds}})
         self._ticker = asyncio.create_task(self._tick())
 

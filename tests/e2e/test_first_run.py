@@ -198,3 +198,42 @@ def test_near_misses_are_told_the_right_place(gateway_factory, where, method, pa
 def test_a_parse_error_that_is_not_json_is_unchanged(gateway):
     code, answer, _ = gateway.request("PUT", "/metrics/job/x", b"a{b=1} 1\n", {"Content-Type": "text/plain"})
     assert code == 400 and "JSON" not in answer.decode()
+
+
+@pytest.mark.skipif(not (shutil.which("prometheus-pushgateway") and shutil.which("wrk")),
+                    reason="the bench needs prometheus-pushgateway and wrk (apt-get install prometheus-pushgateway wrk)")
+def test_bench_exits_non_zero_naming_why_when_otelgravel_does_not_start():
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--no-install",
+                             "--otelgravel-set", "processors.gravel.expire_after=-1s"],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "otelgravel did not start" in result.stdout
+    assert "processors::gravel::expire_after" in result.stdout  # the gateway's own reason
+
+
+def _localhost_addresses() -> set[str]:
+    return {info[4][0] for info in socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM)}
+
+
+def _ready_on(address: str, port: int) -> int:
+    host = f"[{address}]" if ":" in address else address
+    with urllib.request.urlopen(f"http://{host}:{port}/-/ready", timeout=15) as resp:
+        return resp.status
+
+
+def test_localhost_endpoint_listens_on_every_address_localhost_resolves_to(gateway_factory):
+    gw = gateway_factory(["receivers.pushgateway.endpoint=localhost:0", "exporters.prometheus.endpoint=localhost:0"])
+    port = int(gw.url.rsplit(":", 1)[1])
+    for address in _localhost_addresses():
+        assert _ready_on(address, port) == 200, address
+
+
+@pytest.mark.skipif(not {"127.0.0.1", "::1"} <= _localhost_addresses(),
+                    reason=f"localhost resolves to {sorted(_localhost_addresses())} here, not to both "
+                           f"127.0.0.1 and ::1 (see /etc/hosts)")
+def test_localhost_endpoint_answers_on_ipv4_and_ipv6(gateway_factory):
+    gw = gateway_factory(["receivers.pushgateway.endpoint=localhost:0", "exporters.prometheus.endpoint=localhost:0"])
+    port = int(gw.url.rsplit(":", 1)[1])
+    assert _ready_on("127.0.0.1", port) == 200
+    assert _ready_on("::1", port) == 200
+    assert any("addresses=" in line and "[::1]" in line for line in gw.log), gw.log

@@ -8,6 +8,7 @@ A scenario module has ``NAME`` (its key in the results JSON and its name for ``-
 
 import scenario_durable
 import scenario_otlp
+import scenario_prom3
 import scenario_stages
 import scenario_telemetry
 
@@ -16,4 +17,5 @@ SCENARIOS = [
     scenario_otlp,
     scenario_durable,
     scenario_telemetry,
+    scenario_prom3,
 ]

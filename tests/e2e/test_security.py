@@ -508,3 +508,19 @@ def test_a_flood_of_wrong_passwords_does_not_delay_a_right_one(secure, pki):
     assert len(statuses) == 200 and set(statuses) <= {401, 503} and 401 in statuses, \
         sorted(set(statuses))
     assert scrape(gw)[("sales_total", frozenset({("job", "checkout")}))] == 11
+
+
+def test_the_status_api_shows_secret_where_the_running_config_holds_one(secure, tmp_path, pki):
+    """/api/v1/status shows the running config: the token (from the environment), the htpasswd
+    hashes and the TLS key path never appear; <secret> stands where they were."""
+    gw = secure()
+    (tmp_path / "functions.htpasswd").read_text()  # the hashes the config points to
+    status, body, _ = gw.request("GET", "/api/v1/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200, body
+    text = body.decode()
+    config = json.loads(text)["data"]["config"]  # the Pushgateway API v1 envelope
+    assert TOKEN not in text and "$2b$" not in text and str(pki.server_key) not in text
+    assert config["extensions"]["bearertokenauth/prometheus"]["token"] == "<secret>"
+    assert config["receivers"]["pushgateway"]["tls"]["key_file"] == "<secret>"
+    # what is not a secret is shown as it is
+    assert config["receivers"]["pushgateway"]["tls"]["cert_file"] == str(pki.server_cert)

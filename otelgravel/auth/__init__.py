@@ -9,6 +9,7 @@ reloads the files on SIGHUP; ``config.py`` validates the config keys of SPEC sec
 """
 from __future__ import annotations
 
+import abc
 import logging
 import re
 
@@ -46,7 +47,7 @@ def jobs_pattern(regexes: list[str] | None) -> re.Pattern | None:
     return re.compile("|".join(f"(?:{r})" for r in regexes)) if regexes else re.compile(r"(?!)")
 
 
-class Authenticator:
+class Authenticator(abc.ABC):
     """One extension (``basicauth/functions``): checks a request's credentials.
 
     ``authenticate`` returns the Principal, or None for missing or wrong credentials (the guard
@@ -59,11 +60,13 @@ class Authenticator:
     challenge = ""
     _load = None  # () -> the credentials, re-read from their files; raises OSError/ValueError
 
+    @abc.abstractmethod
     async def authenticate(self, request) -> Principal | None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _apply(self, credentials) -> None:
-        raise NotImplementedError
+        """Take freshly loaded credentials (at start and on every successful reload)."""
 
     def reload(self) -> None:
         if self._load is None:

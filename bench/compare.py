@@ -30,3 +30,12 @@ def alternate(bench, servers: dict, label: str, groups: int, auth: dict | None =
                      "p99_ms": median([r["p99_ms"] for r in good]),
                      "disturbed_runs_in_median": sum(1 for r in good if disturbed(r))}
     return out
+
+
+def push_table(label: str, push: dict) -> list[str]:
+    """Markdown rows of ``alternate``'s result: each mode's median, its runs, its p99."""
+    lines = [f"| {label} | pushes/s (runs) | p99 ms |", "|---|---|---|"]
+    for mode, r in push.items():
+        spread = ", ".join(f"{x['rps']:.0f}" for x in r["runs"])
+        lines.append(f"| {mode} | {r['rps']:.0f} ({spread}) | {r['p99_ms']:.1f} |")
+    return lines

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from common import REPO_DIR, log, median, pick_runs
+from common import REPO_DIR
+from compare import alternate, push_table
 from loadgen import fill
 from servers import free_port, otelgravel_argv
 
@@ -32,8 +33,6 @@ def _argv(mode: str, port: int, otlp_port: int) -> list[str]:
 def run(bench) -> None:
     import asyncio
 
-    from workload import VARYING_VALUE
-
     out: dict[str, Any] = {"groups": GROUPS, "connections": bench.args.connections, "push": {}}
     bench.result[NAME] = out
     servers = {}
@@ -48,20 +47,7 @@ def run(bench) -> None:
             if info["contiguous_to"] < GROUPS:
                 bench.note(f"limits {mode}: filled only {info['contiguous_to']} groups")
             servers[mode] = server
-        runs: dict[str, list] = {mode: [] for mode in MODES}
-        order = list(MODES)
-        for rep in range(max(2, bench.args.reps)):
-            for mode in order[rep % 2:] + order[:rep % 2]:
-                res = bench.wrk(servers[mode], f"limits-{mode}",
-                                [str(bench.body_file), str(GROUPS), "", "", "", VARYING_VALUE],
-                                bench.args.connections, bench.args.wrk_threads)
-                runs[mode].append(res)
-                log(f"limits {mode} rep {rep + 1}: {res['rps']:.0f} pushes/s, "
-                    f"p99 {res['p99_ms']:.1f} ms{'' if res['ok'] else ' (ERRORS)'}")
-        for mode, mode_runs in runs.items():
-            good = pick_runs(mode_runs)
-            out["push"][mode] = {"runs": mode_runs, "rps": median([r["rps"] for r in good]),
-                                 "p99_ms": median([r["p99_ms"] for r in good])}
+        out["push"] = alternate(bench, servers, "limits", GROUPS)
         off = out["push"]["off"]["rps"]
         out["on_vs_off"] = round(out["push"]["on"]["rps"] / off, 3) if off else None
     except Exception as exc:
@@ -74,9 +60,6 @@ def run(bench) -> None:
 def markdown(result: dict) -> str:
     d = result[NAME]
     lines = [f"### HTTP limits ({d['groups']} groups, {d['connections']} connections)", "",
-             "| limits | pushes/s (runs) | p99 ms |", "|---|---|---|"]
-    for mode, r in d.get("push", {}).items():
-        spread = ", ".join(f"{x['rps']:.0f}" for x in r["runs"])
-        lines.append(f"| {mode} | {r['rps']:.0f} ({spread}) | {r['p99_ms']:.1f} |")
+             *push_table("limits", d.get("push", {}))]
     lines += ["", f"On vs off: {d.get('on_vs_off')} (target >= 0.97)."]
     return "\n".join(lines)

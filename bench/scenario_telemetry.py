@@ -16,7 +16,7 @@ import timeit
 from typing import Any
 
 from common import REPO_DIR
-from compare import alternate
+from compare import alternate, push_table
 from loadgen import fill
 from servers import free_port, otelgravel_argv
 
@@ -79,10 +79,7 @@ def _pushes(bench, out: dict) -> None:
 def markdown(result: dict) -> str:
     d = result[NAME]
     lines = [f"### Telemetry on vs off ({d['groups']} groups, {d['connections']} connections)", "",
-             "| telemetry | pushes/s (each run) | p99 ms |", "|---|---|---|"]
-    for mode, r in d.get("push", {}).items():
-        spread = ", ".join(f"{x['rps']:.0f}" for x in r["runs"])
-        lines.append(f"| {mode} | {r['rps']:.0f} ({spread}) | {r['p99_ms']:.1f} |")
+             *push_table("telemetry", d.get("push", {}))]
     lines += ["", f"On / off: {d.get('on_vs_off')} (target >= 0.95)."]
     ns = d.get("in_process_ns")
     if ns:

@@ -78,6 +78,8 @@ class GravelConfig:
     max_groups: int | None = None  # None: max_series alone bounds the groups (2 series each)
     rules: list[tuple[str, ClearMode]] = field(default_factory=list)
     storage: "StorageConfig" = field(default_factory=lambda: StorageConfig())
+    max_idempotency_keys: int = 100_000   # Idempotency-Key values remembered (state/keys.py)
+    idempotency_key_ttl: float = 3600.0   # in record time
 
 
 @dataclass
@@ -303,7 +305,7 @@ def build_config(doc: dict) -> Config:
 
     node = c.mapping(processors.get("gravel"), "processors::gravel",
                      ("expire_after", "max_series", "max_groups", "rules", "storage", "persistence_file",
-                      "persistence_interval"))
+                      "persistence_interval", "max_idempotency_keys", "idempotency_key_ttl"))
     for old in ("persistence_file", "persistence_interval"):
         if old in node:  # not an alias: a directory of log + snapshot replaces the one file
             c.fail(f"processors::gravel::{old}", "removed: the state is kept in "
@@ -314,6 +316,13 @@ def build_config(doc: dict) -> Config:
         None, _rules(c, node.get("rules")), _storage(c, node.get("storage")))
     if node.get("max_groups") is not None:
         gravel.max_groups = c.positive_int(node["max_groups"], "processors::gravel::max_groups", 0)
+    gravel.max_idempotency_keys = c.positive_int(
+        node.get("max_idempotency_keys"), "processors::gravel::max_idempotency_keys", 100_000)
+    gravel.idempotency_key_ttl = c.duration(
+        node.get("idempotency_key_ttl"), "processors::gravel::idempotency_key_ttl", 3600.0)
+    if gravel.idempotency_key_ttl <= 0:
+        c.fail("processors::gravel::idempotency_key_ttl",
+               f'must be > 0 (got "{node.get("idempotency_key_ttl")}")')
 
     node = c.mapping(exporters.get("prometheus"), "exporters::prometheus",
                      ("endpoint", "tls", "auth") + HTTP_LIMIT_KEYS)

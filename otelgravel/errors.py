@@ -11,6 +11,7 @@
      ├── UnsupportedMediaType  (HTTP 415)
      ├── LimitError            the store is full (HTTP 400 for text, 429 for OTLP)
      ├── StateUnavailable      the state cannot take a record now (HTTP 503, Retry-After)
+     ├── IdempotencyConflict   an Idempotency-Key already used for another request (HTTP 422)
      ├── AuthError             who is asking, and what they may do
      │    ├── Unauthenticated  no credentials or wrong ones (HTTP 401 with WWW-Authenticate)
      │    ├── Forbidden        right credentials, a job the user may not write (HTTP 403)
@@ -89,6 +90,11 @@ class StateUnavailable(GravelError):
     """The backend could not make a record durable (disk error, Redis down); nothing applied."""
 
     retry_after = 1
+
+
+class IdempotencyConflict(GravelError):
+    """The request's Idempotency-Key was applied before with another fingerprint (the IETF
+    draft's 422); nothing of this request was applied."""
 
 
 class ConfigError(GravelError):

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .errors import (AuthBusy, BodyTooLarge, Forbidden, GravelError, InputError, LimitError,
-                     StateUnavailable, Unauthenticated, UnsupportedMediaType)
+from .errors import (AuthBusy, BodyTooLarge, Forbidden, GravelError, IdempotencyConflict,
+                     InputError, LimitError, StateUnavailable, Unauthenticated,
+                     UnsupportedMediaType)
 
 _STATUS = (
     (StateUnavailable, 503),
     (BodyTooLarge, 413),
     (UnsupportedMediaType, 415),
+    (IdempotencyConflict, 422),
     (LimitError, 400),
     (InputError, 400),
     (Unauthenticated, 401),

@@ -25,7 +25,7 @@ from .http_server import InFlight, Router
 from .processor import GravelProcessor, Rule
 from .receivers.otlp import otlp_routes
 from .receivers.pushgateway import PushgatewayReceiver
-from .state import EXPIRE, Applier, MemoryBackend, Record, StateBackend
+from .state import EXPIRE, Applier, KeyTable, MemoryBackend, Record, StateBackend
 from .state.file import FileBackend
 from .status.routes import StatusRoutes
 from .telemetry.counters import Stats
@@ -70,7 +70,9 @@ class Service:
             self.translator = OtlpTranslator(keep_instance=o.keep_instance,
                                              source_ttl=o.source_ttl, max_sources=o.max_sources,
                                              rule_for=self.processor.rule_mode)
-        self.applier = Applier(self.processor, self.translator)
+        self.applier = Applier(self.processor, self.translator,
+                               KeyTable(config.gravel.max_idempotency_keys,
+                                        config.gravel.idempotency_key_ttl))
         self.state: StateBackend = _backend(config)
 
         exporter = PrometheusExporter(self.store, self.stats)

@@ -30,9 +30,10 @@ from ..auth.guard import authorize
 from ..errors import DecodeError, GravelError, UnsupportedMediaType
 from ..formats.decoding import decode_body
 from ..http_errors import error_response
-from ..state import OTLP, Record, StateBackend
+from ..state import OTLP, Record, Replayed, StateBackend
 from ..telemetry.counters import Stats
 from ..translate.otlp import resource_jobs
+from .idempotency import REPLAYED, fingerprint, request_key
 
 PATH = "/v1/metrics"
 PROTOBUF = "application/x-protobuf"
@@ -119,16 +120,26 @@ def otlp_routes(state: StateBackend, *, max_body: int,
             if content_type not in (PROTOBUF, JSON):
                 raise UnsupportedMediaType(
                     f"unsupported Content-Type {content_type!r}: send {PROTOBUF} or {JSON}")
+            key = request_key(request)
             raw = await request.read()
             body = decode_body(raw, request.headers.get("Content-Encoding"), max_body)
             message = decode_request(body, content_type)
             authorize(request, resource_jobs(message))  # 403 before anything is applied
+            record = Record(OTLP, now, (), "", body, message)
+            if key is not None:
+                record.key = key
+                record.fingerprint = fingerprint(request, body)
             if content_type != PROTOBUF:  # the log keeps every export as protobuf
-                body = message.SerializeToString()
-            result = await state.submit(Record(OTLP, now, (), "", body, message))
+                record.body = message.SerializeToString()
+            result = await state.submit(record)
         except GravelError as exc:
             stats.refused("otlp", exc, 0, (), request.remote, now)
             return error_response(exc, otlp=True)
+        if key is not None and type(result) is Replayed:  # applied before: answered the same
+            result = result.result
+            response = encode_response(result.rejected, _join(result.errors), content_type)
+            response.headers.update(REPLAYED)
+            return response
         stats.accepted("otlp", result.accepted)
         if result.rejected:
             stats.refused_points("otlp", "refused", result.rejected)

@@ -17,10 +17,11 @@ from ..errors import GravelError, LimitError, ParseError, StateUnavailable
 from ..formats.decoding import decode_body
 from ..formats.negotiation import push_format
 from ..http_errors import error_response
-from ..state import DELETE, FAILURE, PUSH, WIPE, Record, StateBackend
+from ..state import DELETE, FAILURE, PUSH, WIPE, Record, Replayed, StateBackend
 from ..state.applier import PARSERS
 from ..telemetry.counters import Stats, batch_points
 from .grouping import parse_grouping_key
+from .idempotency import REPLAYED, fingerprint, request_key
 
 log = logging.getLogger("otelgravel.pushgateway")
 
@@ -68,6 +69,7 @@ class PushgatewayReceiver:
         body = b""
         try:
             group = self._group(request)
+            key = request_key(request)
             content = request.content
             if content.is_eof():  # all of the body has arrived (most pushes): take it as it is
                 raw = content.read_nowait()
@@ -81,10 +83,16 @@ class PushgatewayReceiver:
                 exc = hints.push_body(exc, body, self.elsewhere)
             await self._refused(group, now)
             return self._refusal(request, exc, group, batch, now)
+        record = Record(PUSH, now, group, fmt, body, batch)
+        if key is not None:
+            record.key = key
+            record.fingerprint = fingerprint(request, body)
         try:  # a refusal by the store is recorded by the applier itself
-            await self.state.submit(Record(PUSH, now, group, fmt, body, batch))
+            result = await self.state.submit(record)
         except GravelError as exc:
             return self._refusal(request, exc, group, batch, now)
+        if key is not None and type(result) is Replayed:  # applied before: nothing again
+            return web.Response(status=200, headers=REPLAYED)
         self.stats.accepted("pushgateway", batch_points(batch))
         return web.Response(status=200)
 
@@ -98,12 +106,19 @@ class PushgatewayReceiver:
     async def delete(self, request: web.Request) -> web.Response:
         try:
             group = self._group(request)
+            key = request_key(request)
         except GravelError as exc:
             return error_response(exc)
+        record = Record(DELETE, time.time(), group)
+        if key is not None:
+            record.key = key
+            record.fingerprint = fingerprint(request, b"")
         try:
-            await self.state.submit(Record(DELETE, time.time(), group))
+            result = await self.state.submit(record)
         except GravelError as exc:
             return error_response(exc)
+        if key is not None and type(result) is Replayed:
+            return web.Response(status=202, headers=REPLAYED)
         return web.Response(status=202)
 
     async def wipe(self, request: web.Request) -> web.Response:

@@ -16,7 +16,8 @@ Refinements of /work/coord/STATE_CONTRACT.md's proposal (same shape): two more r
 refusal by the store is recorded by the applier itself) and ``EXPIRE`` (the service's expiry
 tick submits ``Record(EXPIRE, now)`` when ``Applier.expiry_due(now)``, so expiry happens in log
 order and a replay, or a replica, expires exactly what the live gateway did, whatever its own
-clock says); an OTLP record's result is an ``OtlpResult`` (rejected points, reasons).
+clock says); an OTLP record's result is an ``OtlpResult`` (rejected points, reasons). A record
+may carry an idempotency key (``keys.py``): the key table is part of the state, decided at apply.
 
 The log holds what came in (the grouping key and the body), not the resolved batch: a replay
 decides clear modes, limits and conflicts under the configuration of the gateway that replays.
@@ -29,9 +30,11 @@ has not applied it.
 from ..errors import StateUnavailable
 from .applier import Applier, OtlpResult
 from .backend import MemoryBackend, StateBackend
+from .keys import KeyTable, Replayed
 from .record import (DELETE, EXPIRE, FAILURE, OTLP, PUSH, WIPE, Record, RecordError,
                      decode_record, encode_record)
 
 __all__ = ["Applier", "OtlpResult", "MemoryBackend", "StateBackend", "StateUnavailable",
+           "KeyTable", "Replayed",
            "Record", "RecordError", "decode_record", "encode_record",
            "PUSH", "OTLP", "DELETE", "WIPE", "FAILURE", "EXPIRE"]

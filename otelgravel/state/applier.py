@@ -4,7 +4,8 @@
 ``record.time``, never from a clock, so a replay (or another replica) reaches the same state and
 the same answer. A refusal raises the usual GravelError, having changed nothing but the group's
 push_failure_time (which is the same on a replay). Records from a log carry no ``parsed`` value
-and are parsed here.
+and are parsed here. A record with an idempotency key is decided by the key table first
+(``keys.py``): applied once, answered the same on a retry, 422 for the key reused.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..formats.prom_text import parse_prom_text
 from ..processor import GravelProcessor
 from ..translate.otlp import OtlpTranslator
 from ..translate.sources import SourceMemory
+from .keys import KeyTable
 from .record import DELETE, EXPIRE, FAILURE, OTLP, PUSH, WIPE, Record
 
 PARSERS = {"text": parse_prom_text, "openmetrics": parse_openmetrics,
@@ -40,14 +42,44 @@ class OtlpResult:
 
 
 class Applier:
-    def __init__(self, processor: GravelProcessor, translator: OtlpTranslator | None = None):
+    def __init__(self, processor: GravelProcessor, translator: OtlpTranslator | None = None,
+                 keys: KeyTable | None = None):
         self.processor = processor
         self.store = processor.store
         self.translator = translator
         self.memory: SourceMemory | None = translator.memory if translator is not None else None
+        self.keys = keys if keys is not None else KeyTable()
         self.applied_time = 0.0  # the latest record time applied (the expiry tick reads it)
 
     def apply(self, record: Record):
+        if record.key is not None:
+            return self._keyed(record)
+        return self._apply(record)
+
+    def _keyed(self, record: Record):
+        keys = self.keys
+        replayed = keys.seen(record.key, record.fingerprint, record.time)
+        if replayed is not None:
+            if record.kind == OTLP:
+                rejected, errors = replayed.result
+                replayed.result = OtlpResult(rejected, errors)
+            return replayed
+        result = self._apply(record)  # a refusal raises: no key is remembered
+        outcome = [result.rejected, result.errors] if record.kind == OTLP else result
+        keys.remember(record.key, record.fingerprint, record.time, outcome)
+        return result
+
+    def restore(self, snap) -> None:
+        """The state of a snapshot (``snapshot.Snapshot``), instead of what was here."""
+        self.store.restore(snap.store)
+        if self.memory is not None:
+            if snap.otlp is not None:
+                self.memory.restore(snap.otlp)
+            else:
+                self.memory.reset()
+        self.keys.restore(snap.keys)
+
+    def _apply(self, record: Record):
         time = record.time
         if time > self.applied_time:
             self.applied_time = time

@@ -89,7 +89,7 @@ def _fsync_dir(dir_fd: int) -> None:
     os.fsync(dir_fd)
 
 
-def write_snapshot(dir_fd: int, store, memory, position: int) -> tuple[int, int]:
+def write_snapshot(dir_fd: int, store, memory, position: int, keys=None) -> tuple[int, int]:
     """Write a snapshot under a fresh temporary name, fsync it, rename it to ``snapshot``,
     fsync the directory; ``(bytes, series)``."""
     tmp = _TMP + secrets.token_hex(16)
@@ -97,7 +97,7 @@ def write_snapshot(dir_fd: int, store, memory, position: int) -> tuple[int, int]
     size = 0
     try:
         buf = bytearray()
-        for piece in encode_snapshot(store, memory, position):
+        for piece in encode_snapshot(store, memory, position, keys):
             buf += piece
             if len(buf) >= _WRITE_CHUNK:
                 size += _write_all(fd, buf)
@@ -213,9 +213,7 @@ class FileBackend(StateBackend):
         if SNAPSHOT in names:
             data = self._read(SNAPSHOT)
             snap = decode_snapshot(data, self._path(SNAPSHOT))
-            applier.store.restore(snap.store)
-            if snap.otlp is not None and applier.memory is not None:
-                applier.memory.restore(snap.otlp)
+            applier.restore(snap)
             position = snap.position
             series = applier.store.series_count
         segments = sorted((segment_seq(n), n) for n in names if segment_seq(n) is not None)
@@ -464,7 +462,7 @@ class FileBackend(StateBackend):
             try:
                 _die_with_parent(parent)
                 gc.disable()  # no collection walking (and copying) the parent's pages
-                write_snapshot(self._dir, applier.store, applier.memory, position)
+                write_snapshot(self._dir, applier.store, applier.memory, position, applier.keys)
                 code = 0
             except BaseException as exc:  # noqa: BLE001 - reported through the exit code
                 try:
@@ -514,7 +512,7 @@ class FileBackend(StateBackend):
                     position = self._seq
                     size, series = await loop.run_in_executor(
                         self._io, write_snapshot, self._dir, self.applier.store,
-                        self.applier.memory, position)
+                        self.applier.memory, position, self.applier.keys)
                     await loop.run_in_executor(self._io, self._fsync_fds, self._unsynced, self._fd)
                     self._unsynced = []
                     self._segment = ""  # the current segment is in the snapshot too

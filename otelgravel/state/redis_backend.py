@@ -40,14 +40,11 @@ from .snapshot import decode_snapshot, encode_snapshot
 
 def _encode(applier: Applier) -> bytes:
     """The file backend's snapshot codec; the stream id it includes is kept beside it."""
-    return b"".join(encode_snapshot(applier.store, applier.memory, 0))
+    return b"".join(encode_snapshot(applier.store, applier.memory, 0, applier.keys))
 
 
 def _decode(applier: Applier, data: bytes) -> None:
-    snap = decode_snapshot(data, "redis snapshot")
-    applier.store.restore(snap.store)
-    if snap.otlp is not None and applier.memory is not None:
-        applier.memory.restore(snap.otlp)
+    applier.restore(decode_snapshot(data, "redis snapshot"))
 
 log = logging.getLogger("otelgravel.state.redis")
 
@@ -234,6 +231,7 @@ class RedisBackend(StateBackend):
             self.applier.processor.wipe()
             if self.applier.memory is not None:
                 self.applier.memory.reset()
+            self.applier.keys.reset()
 
     # -- snapshots --------------------------------------------------------------------------------
 

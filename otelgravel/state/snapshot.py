@@ -11,6 +11,9 @@ rebuilt from a fixed table of our own classes by setting their slots. Frames:
 ``groups``  grouping keys with their push and failure times, up to ``CHUNK`` per frame.
 ``family``  a family's name, type, help and unit, and up to ``CHUNK`` of its series.
 ``otlp``    the OTLP per-source memory (sources in LRU order, pending corrections).
+``keys``    idempotency keys (``keys.py``), up to ``CHUNK`` per frame, in table order: the
+            table's clock ``now`` and rows of key, fingerprint (hex), time, outcome. Absent
+            when the table is empty (a snapshot of a gateway that never saw a key is unchanged).
 ``end``     how many groups and series came before: a snapshot without it is not whole.
 
 Chunks are independent: each has its own string table (``s``: label names and values, so a
@@ -273,8 +276,9 @@ def _dump(doc) -> bytes:
     return frame(json.dumps(doc, separators=(",", ":")).encode())
 
 
-def encode_snapshot(store: Store, memory: SourceMemory | None, position: int):
-    """Yield the frames of a snapshot of ``store`` and ``memory`` at log ``position``."""
+def encode_snapshot(store: Store, memory: SourceMemory | None, position: int, keys=None):
+    """Yield the frames of a snapshot of ``store``, ``memory`` and the idempotency ``keys``
+    (a ``KeyTable``, or None) at log ``position``."""
     writers = _point_writers()
     yield _dump({"format": FORMAT, "version": VERSION, "store": SNAPSHOT_VERSION,
                  "position": position, "point": [s for s, _ in writers],
@@ -312,18 +316,24 @@ def encode_snapshot(store: Store, memory: SourceMemory | None, position: int):
     if memory is not None:
         yield _dump({"t": "otlp", "sources": [[_enc(k), _enc(v)] for k, v in memory.sources.items()],
                      "corrections": [_enc(v) for v in memory.corrections]})
+    if keys is not None and len(keys):
+        now, rows = keys.dump()
+        for start in range(0, len(rows), CHUNK):
+            yield _dump({"t": "keys", "now": now, "rows": [
+                [k, fp.hex(), t, o] for k, fp, t, o in rows[start:start + CHUNK]]})
     yield _dump({"t": "end", "groups": len(groups), "series": count})
 
 
 # ---- reading ---------------------------------------------------------------------------------
 
 class Snapshot:
-    __slots__ = ("position", "store", "otlp")
+    __slots__ = ("position", "store", "otlp", "keys")
 
-    def __init__(self, position: int, store: dict, otlp: tuple | None):
+    def __init__(self, position: int, store: dict, otlp: tuple | None, keys: tuple | None = None):
         self.position = position
         self.store = store  # Store.restore's input
         self.otlp = otlp    # SourceMemory.restore's input, or None
+        self.keys = keys    # KeyTable.restore's input, or None
 
 
 def decode_snapshot(data, path: str) -> Snapshot:
@@ -351,6 +361,7 @@ def decode_snapshot(data, path: str) -> Snapshot:
         groups = []
         families: dict = {}
         otlp = None
+        idempotency = None
         end = None
         for offset, payload in frames:
             if end is not None:
@@ -363,6 +374,11 @@ def decode_snapshot(data, path: str) -> Snapshot:
             if kind == "otlp":
                 otlp = ([(dec(k), dec(v)) for k, v in doc["sources"]],
                         [dec(v) for v in doc["corrections"]])
+                continue
+            if kind == "keys":
+                rows = [] if idempotency is None else idempotency[1]
+                rows += [(str(k), bytes.fromhex(fp), float(t), o) for k, fp, t, o in doc["rows"]]
+                idempotency = (float(doc["now"]), rows)
                 continue
             t = _Tables(doc, dec)
             if kind == "groups":
@@ -415,4 +431,4 @@ def decode_snapshot(data, path: str) -> Snapshot:
         raise DamagedFile(path, offset, f"{type(exc).__name__}: {exc}") from None
     return Snapshot(head["position"],
                     {"version": SNAPSHOT_VERSION, "groups": groups,
-                     "families": list(families.values())}, otlp)
+                     "families": list(families.values())}, otlp, idempotency)

@@ -7,6 +7,7 @@ A scenario module has ``NAME`` (its key in the results JSON and its name for ``-
 """
 
 import scenario_durable
+import scenario_idempotency
 import scenario_limits
 import scenario_otlp
 import scenario_prom3
@@ -24,4 +25,5 @@ SCENARIOS = [
     scenario_prom3,
     scenario_security,
     scenario_limits,
+    scenario_idempotency,
 ]

@@ -136,6 +136,7 @@ def otlp_routes(state: StateBackend, *, max_body: int,
             stats.refused("otlp", exc, 0, (), request.remote, now)
             return error_response(exc, otlp=True)
         if key is not None and type(result) is Replayed:  # applied before: answered the same
+            stats.count_request("otlp", "replayed")
             result = result.result
             response = encode_response(result.rejected, _join(result.errors), content_type)
             response.headers.update(REPLAYED)

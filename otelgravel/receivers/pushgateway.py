@@ -92,6 +92,7 @@ class PushgatewayReceiver:
         except GravelError as exc:
             return self._refusal(request, exc, group, batch, now)
         if key is not None and type(result) is Replayed:  # applied before: nothing again
+            self.stats.count_request("pushgateway", "replayed")
             return web.Response(status=200, headers=REPLAYED)
         self.stats.accepted("pushgateway", batch_points(batch))
         return web.Response(status=200)
@@ -118,6 +119,7 @@ class PushgatewayReceiver:
         except GravelError as exc:
             return error_response(exc)
         if key is not None and type(result) is Replayed:
+            self.stats.count_request("pushgateway", "replayed")
             return web.Response(status=202, headers=REPLAYED)
         return web.Response(status=202)
 

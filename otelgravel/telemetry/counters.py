@@ -22,7 +22,7 @@ from ..errors import AuthBusy, BodyTooLarge, Forbidden, LimitError, StateUnavail
 # not keep the record). Every (receiver, outcome) starts at 0, so that a rate() has a series to
 # work on before the first refusal.
 OUTCOMES = ("accepted", "refused", "limited", "too_large", "unauthorized", "forbidden",
-            "unavailable")
+            "unavailable", "replayed")
 POINT_OUTCOMES = ("accepted", "refused", "limited")
 
 # Seconds. The request buckets are the OTel semantic-convention defaults for

@@ -214,6 +214,9 @@ def test_the_count_bound_forgets_the_oldest_key_first(gateway_factory):
     assert keyed(gw, "k2")[::2] == (200, "true")
     assert keyed(gw, "k1")[::2] == (200, None)  # forgotten: outside the bound, counted again
     assert total(gw) == 6
+    from .test_telemetry import samples, value  # the gateway's own telemetry, parsed
+    assert value(samples(gw), "otelgravel_receiver_requests_total", receiver="pushgateway",
+                 outcome="replayed") == 2
 
 
 def test_the_age_bound_is_the_pushes_time_not_a_clock_at_apply(gateway_factory):

@@ -82,9 +82,14 @@ class ConnectionCount:
             self._log_handle = None
 
 
+_aiohttp_data_received = RequestHandler.data_received  # called directly: cheaper than super()
+
+
 class CountedRequestHandler(RequestHandler):
     """aiohttp's connection protocol, counting the open connections and the idle_timeout closes
     (aiohttp's keep-alive timer, ``_process_keepalive``, closes an idle connection)."""
+
+    __slots__ = ("_count",)
 
     def __init__(self, manager: "LimitedServer", **kwargs):
         super().__init__(manager, **kwargs)
@@ -111,13 +116,18 @@ class LimitedRequestHandler(CountedRequestHandler):
     A request only writes down when its deadline falls (``deadline``, 0 = none); the server's
     sweep (``LimitedServer._sweep``) closes the connections past theirs. A timer per request
     (``call_at`` + ``cancel``) cost about 10% of the push throughput under wrk; a float per
-    request and one sweep per tick cost next to nothing.
+    request and one sweep per tick cost next to nothing (``bench/limits_probe.py`` times it).
     """
+
+    __slots__ = ("_manager", "_limits", "_header_timeout", "_read_timeout", "_shed", "deadline",
+                 "waiting_for", "_request_start", "_body")
 
     def __init__(self, manager: "LimitedServer", **kwargs):
         super().__init__(manager, **kwargs)
         self._manager = manager
-        self._limits = manager.limits
+        limits = self._limits = manager.limits
+        self._header_timeout = limits.read_header_timeout or limits.read_timeout
+        self._read_timeout = limits.read_timeout
         self._shed = False
         self.deadline = 0.0          # loop time by which the awaited part must have arrived
         self.waiting_for = ""        # "headers" or "body"
@@ -143,28 +153,29 @@ class LimitedRequestHandler(CountedRequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if not self.deadline and self._body is None and data:
+        body = self._body
+        if not self.deadline and body is None and data:
             self._start_request()  # the first byte of the next request on a kept-alive connection
         before = self._request_count
-        super().data_received(data)
+        _aiohttp_data_received(self, data)
         if self._request_count != before:  # headers complete
             messages = self._messages
             body = messages[-1][1] if messages else None
             if body is not None and not body.is_eof():
                 self._body = body
-                read_timeout = self._limits.read_timeout
+                read_timeout = self._read_timeout
                 self.deadline = self._request_start + read_timeout if read_timeout else 0.0
                 self.waiting_for = "body"
             else:
                 self._body = None
                 self.deadline = 0.0
-        elif self._body is not None and self._body.is_eof():
+        elif body is not None and body.is_eof():
             self._body = None
             self.deadline = 0.0
 
     def _start_request(self) -> None:
         self._request_start = now = self._loop.time()
-        timeout = self._limits.read_header_timeout or self._limits.read_timeout
+        timeout = self._header_timeout
         self.deadline = now + timeout if timeout else 0.0
         self.waiting_for = "headers"
 

@@ -110,6 +110,17 @@ def _native_protobuf() -> bytes:
     ])
 
 
+# UTF-8 names (SPEC 10): refused until the parsers take them, then written per escaping scheme
+UTF8_TEXT = ('# TYPE "http.server.duration" counter\n'
+             '{"http.server.duration", "url.scheme"="https", "ü"="x"} 3\n'
+             '{"my.gauge"} 1.5\n').encode()
+
+
+def _utf8_protobuf() -> bytes:
+    return _delimited([MetricFamily(name="go.utf8.seconds_total", type=0, metric=[
+        {"label": [{"name": "url.scheme", "value": "https"}], "counter": {"value": 2}}])])
+
+
 def _exponential_otlp(temporality: int) -> bytes:
     """OTLP exponential histograms: positive and negative buckets, a zero bucket, a negative
     offset, min/max; a second point of the same series at a finer scale (merged, downscaled)."""
@@ -130,7 +141,8 @@ PROTO_CT = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFa
 SEEDS = {
     "pushgateway": ([(TEXT, "text/plain; version=0.0.4"), (TEXT, None),
                      (OPENMETRICS, "application/openmetrics-text; version=1.0.0"),
-                     (_protobuf(), PROTO_CT), (_native_protobuf(), PROTO_CT)],
+                     (_protobuf(), PROTO_CT), (_native_protobuf(), PROTO_CT),
+                     (UTF8_TEXT, "text/plain; version=1.0.0"), (_utf8_protobuf(), PROTO_CT)],
                     ["application/x-what", "application/openmetrics-text", PROTO_CT, "text/plain"]),
     "otlp": ([(sample_request("fuzz").SerializeToString(), "application/x-protobuf"),
               (to_otlp_json(sample_request("fuzz-json")), "application/json"),

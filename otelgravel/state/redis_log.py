@@ -33,6 +33,13 @@ nodes have the records, which is what makes an acknowledged push survive the dea
 (Redis replication is otherwise asynchronous); it is in the same round trip, the latency of the
 replica's acknowledgement is the cost. The XADD is never retried by the client: an XADD whose
 answer was lost may have been appended, and a retry would add it twice.
+
+Refusals: Redis reached but refusing this gateway's settings (WRONGPASS/NOAUTH, NOPERM, a server
+certificate the configured CA did not sign) raise ``RedisMisconfigured``, whose message names the
+config key to fix (``processors::gravel::storage::redis::password: ...``); like any unavailability
+it answers pushes 503 and keeps ``/-/ready`` at 503, and it is retried (the fix may be on Redis'
+side, e.g. ``ACL SETUSER``). Any other error reply to an append (OOM, ...) fails that batch's
+pushes with 503: never a push left waiting.
 """
 from __future__ import annotations
 
@@ -44,6 +51,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
+from redis.exceptions import AuthenticationError, NoPermissionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -55,11 +63,22 @@ COMMAND_TIMEOUT = 2.0
 READ_BLOCK_MS = 500
 READ_COUNT = 2000
 
+KEY = "processors::gravel::storage::redis"   # where the settings are, for the messages
+
 _REDIRECTS = ("MOVED", "ASK", "CLUSTERDOWN", "READONLY", "TRYAGAIN", "LOADING", "MASTERDOWN")
 
 
 class RedisUnavailable(Exception):
     """Redis could not be reached, or could not confirm the write; the push is not stored."""
+
+
+class RedisMisconfigured(RedisUnavailable):
+    """Redis answered and refused this gateway's credentials, permissions or TLS trust. The
+    message names the config key and the node; ``hint`` is the short form for ``/-/ready``."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
 
 
 def _transient(exc: Exception) -> bool:
@@ -93,6 +112,7 @@ class RedisLog:
         self.wait_replicas = wait_replicas
         self.wait_ms = int(wait_timeout * 1000)
         self._auth = {"username": username or None, "password": password or None}
+        self.ca_file = ca_file
         if ca_file:
             self._auth.update(ssl=True, ssl_ca_certs=ca_file)
         self._master: tuple[str, int] | None = None
@@ -105,6 +125,33 @@ class RedisLog:
 
     # -- connections --------------------------------------------------------------------------
 
+    def explain(self, exc: Exception, address: str, first: bool = False) -> RedisUnavailable:
+        """What went wrong talking to ``address``, naming the setting to check (``first``: the
+        first contact, where a TLS mismatch shows as a timeout or a closed connection)."""
+        text = str(exc) or type(exc).__name__
+        user = self._auth["username"] or "default"
+        if isinstance(exc, AuthenticationError):
+            secret = "the configured password" if self._auth["password"] else "no password"
+            return RedisMisconfigured(
+                f"{KEY}::password: Redis at {address} refused user \"{user}\" with {secret} ({text}); "
+                f"check {KEY}::username and {KEY}::password (and the variable they name)",
+                f"Redis refused the credentials: check {KEY}::username and {KEY}::password")
+        if isinstance(exc, NoPermissionError):
+            return RedisMisconfigured(
+                f"{KEY}::username: Redis at {address} refuses user \"{user}\" a command ({text}); "
+                f"the ACL the gateway needs is in the README, \"Running replicas\"",
+                f"Redis' ACL refuses user \"{user}\" a command: check {KEY}::username")
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return RedisMisconfigured(
+                f"{KEY}::tls::ca_file: the certificate of Redis at {address} is not trusted with "
+                f"\"{self.ca_file}\" ({text})",
+                f"the Redis server's certificate is not trusted: check {KEY}::tls::ca_file")
+        if first and self.ca_file and ("SSL" in text or "Timeout" in text):
+            text += f" ({KEY}::tls is set: does {address} serve TLS?)"
+        elif first and not self.ca_file and ("reset by peer" in text or "Connection closed" in text):
+            text += f" (if {address} serves TLS only, set {KEY}::tls::ca_file)"
+        return RedisUnavailable(text)
+
     def _client(self, host: str, port: int, read_timeout: float | None) -> aioredis.Redis:
         return aioredis.Redis(host=host, port=port, socket_connect_timeout=CONNECT_TIMEOUT,
                               socket_timeout=read_timeout, retry=Retry(NoBackoff(), 0),
@@ -112,7 +159,7 @@ class RedisLog:
 
     async def _discover(self) -> tuple[str, int]:
         """The master of our slot: the node itself, or what CLUSTER SLOTS says."""
-        last: Exception | None = None
+        last: RedisUnavailable | None = None
         seeds = ([self._master] if self._master else []) + [s for s in self.seeds if s != self._master]
         for host, port in seeds:
             client = self._client(host, port, COMMAND_TIMEOUT)
@@ -125,10 +172,12 @@ class RedisLog:
                         mhost = master[0].decode() if isinstance(master[0], bytes) else master[0]
                         return (mhost or host), int(master[1])
                 last = RedisUnavailable(f"no master serves slot {self.slot}")
-            except RedisError as exc:
-                last = exc
+            except (RedisError, OSError) as exc:
+                last = self.explain(exc, f"{host}:{port}", first=True)
             finally:
                 await client.aclose()
+        if isinstance(last, RedisMisconfigured):
+            raise last
         raise RedisUnavailable(f"no Redis node reachable ({last})")
 
     async def _connect(self) -> None:
@@ -158,10 +207,12 @@ class RedisLog:
                 await self._connect()
             return await fn(self._writer if which == "w" else self._reader)
         except (RedisError, OSError) as exc:
-            if not _transient(exc) and not isinstance(exc, RedisUnavailable):
+            if not _transient(exc) and not isinstance(exc, (AuthenticationError, NoPermissionError)):
                 raise
-            await self._drop()
-            raise RedisUnavailable(str(exc) or type(exc).__name__) from None
+            address = "%s:%s" % (self._master or ("?", "?"))
+            if not isinstance(exc, NoPermissionError):  # the connection itself is fine then
+                await self._drop()
+            raise self.explain(exc, address) from None
         except RedisUnavailable:
             await self._drop()
             raise
@@ -187,10 +238,12 @@ class RedisLog:
                 batch, self._queue = self._queue, []
                 try:
                     ids = await self._call("w", lambda c: self._pipeline(c, batch))
-                except RedisUnavailable as exc:
+                except Exception as exc:  # unreachable, refused (OOM, ...): every push of it 503
+                    text = str(exc) if isinstance(exc, RedisUnavailable) else \
+                        f"the append was refused: {exc}"
                     for *_, fut in batch:
                         if not fut.done():
-                            fut.set_exception(RedisUnavailable(str(exc)))
+                            fut.set_exception(RedisUnavailable(text))
                     continue
                 for (*_, fut), sid in zip(batch, ids):
                     if not fut.done():

@@ -39,6 +39,8 @@ TEXT = "text/plain"
 def add_args(p) -> None:
     p.add_argument("--redis-groups", type=int, help="groups in each gateway (default 20000: 260,000 "
                    "series; quick 2000)")
+    p.add_argument("--redis-fill-timeout", type=float, default=240.0,
+                   help="deadline of each gateway's fill in this scenario, s (default 240)")
 
 
 def _cpu(pid: int) -> float:
@@ -93,9 +95,13 @@ def _measure(bench, out: dict, redis_port: int, redis_pid: int) -> None:
                "redis": [_gateway(bench, "og-redis", redis_port, "one")]}
     servers["redis2"] = [_gateway(bench, "og-redis2-a", redis_port, "two"),
                          _gateway(bench, "og-redis2-b", redis_port, "two")]
-    for mode, gws in servers.items():
-        asyncio.run(fill(gws[0].base, 0, groups, bench.push_body, bench.args.fill_concurrency,
-                         bench.args.fill_timeout, bench.args.request_timeout))
+    for mode, gws in servers.items():  # a bounded fill; a short one is an error, not a quiet skew
+        filled = asyncio.run(fill(gws[0].base, 0, groups, bench.push_body, bench.args.fill_concurrency,
+                                  bench.args.redis_fill_timeout, bench.args.request_timeout))
+        out.setdefault("fill", {})[mode] = {k: filled[k] for k in ("seconds", "pushes_per_s", "contiguous_to")}
+        if filled["hit_deadline"]:
+            raise RuntimeError(f"{mode}: filled {filled['contiguous_to']} of {groups} groups within "
+                               f"--redis-fill-timeout {bench.args.redis_fill_timeout:g}s")
     # scrapes of the same state: embedded vs a replica (after its reader applied everything),
     # alternating, so that other load on the machine falls on both
     times: dict[str, list[float]] = {"memory": [], "redis": []}

@@ -138,12 +138,18 @@ class RedisBackend(StateBackend):
             self._available = False
             self._why = f"Redis: {exc}"
             raise StateUnavailable(self._why) from None
+        # one timer, not wait_for + shield (three futures and a task per push)
+        timer = asyncio.get_running_loop().call_later(APPLY_TIMEOUT, self._not_applied, seq)
         try:
-            return await asyncio.wait_for(asyncio.shield(done), APPLY_TIMEOUT)
-        except asyncio.TimeoutError:
-            self._pending.pop(seq, None)
-            raise StateUnavailable("stored in Redis, not applied here yet (the reader lost "
-                                   "Redis); it will be") from None
+            return await done
+        finally:
+            timer.cancel()
+
+    def _not_applied(self, seq: int) -> None:
+        waiter = self._pending.pop(seq, None)
+        if waiter is not None and not waiter[1].done():
+            waiter[1].set_exception(StateUnavailable(
+                "stored in Redis, not applied here yet (the reader lost Redis); it will be"))
 
     # -- the reader -------------------------------------------------------------------------------
 

@@ -87,6 +87,34 @@ def _transient(exc: Exception) -> bool:
     return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in _REDIRECTS
 
 
+def _pack(*args: bytes) -> bytes:
+    """One command in RESP."""
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+async def _exchange(client: aioredis.Redis, packed: bytes, count: int) -> tuple[list, Exception | None]:
+    """Send ``count`` packed commands on one of ``client``'s connections (its auth, TLS and
+    parser) and read their ``count`` replies: (replies, the first error reply or None)."""
+    pool = client.connection_pool
+    conn = await pool.get_connection()
+    replies: list = []
+    failure = None
+    try:
+        await conn.send_packed_command(packed, check_health=False)
+        for _ in range(count):
+            try:
+                replies.append(await conn.read_response())
+            except ResponseError as exc:  # one refused command: read the others, then say so
+                failure = failure or exc
+                replies.append(None)
+    except BaseException:
+        await conn.disconnect()  # replies may still be on their way: never reuse it
+        raise
+    finally:
+        await pool.release(conn)
+    return replies, failure
+
+
 def parse_address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
@@ -106,7 +134,7 @@ class RedisLog:
         self.snapshot_key = self.tag + ":snapshot"
         self.lock_key = self.tag + ":snaplock"
         self.slot = key_slot(self.stream.encode())
-        key = self.stream.encode()
+        key = self._stream_key = self.stream.encode()
         self._xadd_head = b"*7\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$1\r\nr\r\n" % (len(key), key)
         self.token = os.urandom(8).hex().encode()  # marks this replica's own records
         self.wait_replicas = wait_replicas
@@ -264,26 +292,10 @@ class RedisLog:
         count = len(batch)
         if self.wait_replicas:
             wait_args = (b"WAIT", str(self.wait_replicas).encode(), str(self.wait_ms).encode())
-            parts.append(b"*3\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in wait_args))
+            parts.append(_pack(*wait_args))
             count += 1
-        pool = client.connection_pool
-        conn = await pool.get_connection()
-        replies = []
-        try:
-            self.round_trips += 1
-            await conn.send_packed_command(b"".join(parts), check_health=False)
-            failure = None
-            for _ in range(count):
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:  # one refused command: read the others, then say so
-                    failure = failure or exc
-                    replies.append(None)
-        except BaseException:
-            await conn.disconnect()  # replies may still be on their way: never reuse it
-            raise
-        finally:
-            await pool.release(conn)
+        self.round_trips += 1
+        replies, failure = await _exchange(client, b"".join(parts), count)
         if failure is not None:
             raise failure
         if self.wait_replicas and replies[-1] < self.wait_replicas:
@@ -296,15 +308,33 @@ class RedisLog:
 
     # -- reading -----------------------------------------------------------------------------
 
-    async def read(self, after: bytes, block_ms: int = READ_BLOCK_MS, count: int = READ_COUNT):
-        """Entries after stream id ``after``: [(id, token, data)], [] after ``block_ms``."""
+    async def read(self, after: bytes, block_ms: int | None = READ_BLOCK_MS, count: int = READ_COUNT):
+        """Entries after stream id ``after``: [(id, token, data)], [] after ``block_ms``.
+        Packed here and read raw, like the appends: redis-py's ``xread`` (its reply callbacks,
+        its streaming-lag recording) cost more CPU per entry than applying a small push."""
+        args = [b"XREAD", b"COUNT", b"%d" % count]
+        if block_ms is not None:
+            args += [b"BLOCK", b"%d" % block_ms]
+        args += [b"STREAMS", self._stream_key, after]
+        packed = _pack(*args)
+
         async def xread(client):
-            return await client.xread({self.stream: after}, count=count, block=block_ms)
+            replies, failure = await _exchange(client, packed, 1)
+            if failure is not None:
+                raise failure
+            return replies[0]
         reply = await self._call("r", xread)
         if not reply:
             return []
-        entries = reply[0][1] if isinstance(reply, list) else reply[self.stream.encode()][0]
-        return [(sid, fields.get(b"r"), fields[b"d"]) for sid, fields in entries]
+        entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]  # RESP3 / 2
+        out = []
+        for sid, fields in entries:
+            if len(fields) == 4 and fields[0] == b"r" and fields[2] == b"d":  # as append writes them
+                out.append((sid, fields[1], fields[3]))
+            else:
+                named = dict(zip(fields[::2], fields[1::2]))
+                out.append((sid, named.get(b"r"), named[b"d"]))
+        return out
 
     async def last_id(self) -> bytes:
         """The id of the stream's last entry (b"0-0" when empty): what a starting replica must

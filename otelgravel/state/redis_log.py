@@ -59,7 +59,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 log = logging.getLogger("otelgravel.state.redis")
 
 CONNECT_TIMEOUT = 0.5   # a push gets its 503 within a second when Redis is unreachable
-COMMAND_TIMEOUT = 2.0
+# A reply's deadline is a timer on the event loop, and a scrape of a large state holds the loop
+# for seconds (a cold scrape of 260,000 series: 0.3-3 s): with 2 s, replies already in the socket
+# timed out after such a scrape, the replica dropped its connections and answered pushes 503
+# (pushes that were in the log: duplicates when retried). A stopped Redis closes or refuses the
+# connection, which fails at once; only a silent one (a partition) waits for this.
+COMMAND_TIMEOUT = 10.0
 READ_BLOCK_MS = 500
 READ_COUNT = 2000
 

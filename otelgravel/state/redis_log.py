@@ -198,6 +198,10 @@ class RedisLog:
             self._master = master
             self._writer = self._client(*master, COMMAND_TIMEOUT + self.wait_ms / 1000)
             self._reader = self._client(*master, COMMAND_TIMEOUT + READ_BLOCK_MS / 1000)
+            # connected (TCP, TLS, AUTH) now, before the replica is ready: not by its first push,
+            # which would wait for a TLS handshake and get the 503 of a slow one
+            for client in (self._writer, self._reader):
+                self._held[id(client)] = await client.connection_pool.get_connection()
             log.info("redis master", extra={"fields": {"address": f"{master[0]}:{master[1]}",
                                                        "slot": self.slot}})
 

@@ -102,3 +102,48 @@ def unescape_values(name: str) -> str:
         out.append(chr(code))
         i = end + 1
     return "".join(out)
+
+
+# The schemes that change a name: a scraper uses one of them (or none: allow-utf-8 writes names
+# as they are, and the store refuses two families or labels of the same name anyway).
+ESCAPING_SCHEMES = (UNDERSCORES, DOTS, VALUES)
+
+
+def label_collision(labels) -> tuple[str, str, str] | None:
+    """``(a, b, scheme)`` when two label names of ``labels`` (pairs) are written alike by
+    ``scheme`` (``a.b`` and ``a_b`` by underscores), else None. Legacy names are unchanged by
+    every scheme, so a set of legacy names never collides."""
+    names = [pair[0] for pair in labels]
+    if len(names) < 2 or all(_LEGACY_LABEL.fullmatch(n) for n in names):
+        return None
+    for scheme in ESCAPING_SCHEMES:
+        seen: dict[str, str] = {}
+        for name in names:
+            escaped = escape_name(name, scheme)
+            other = seen.get(escaped)
+            if other is not None:
+                return other, name, scheme
+            seen[escaped] = name
+    return None
+
+
+def escaped_exposures(name: str, exposed: tuple) -> set[tuple[str, str]]:
+    """``(scheme, sample name)`` for every name a family ``name`` whose samples are ``exposed``
+    (``x``, ``x_total``...) may be written as by a scraper asking for an escaping scheme. Both
+    ways of building a sample name are included, the whole name escaped (``escape(x_total)``, as
+    the protobuf writer does) and the family name escaped then suffixed (``escape(x) + _total``,
+    as expfmt's text writer does), so the store's check holds whichever a writer uses."""
+    out = set()
+    for scheme in ESCAPING_SCHEMES:
+        base = escape_name(name, scheme)
+        for sample in exposed:
+            out.add((scheme, escape_name(sample, scheme)))
+            out.add((scheme, base + sample[len(name):]))
+    return out
+
+
+def collision_message(a: str, b: str, scheme: str) -> str:
+    written = escape_name(a, scheme)
+    default = " (the default when a scraper names none)" if scheme == UNDERSCORES else ""
+    return (f"label names '{a}' and '{b}' would both be written '{written}' for a scraper asking "
+            f"escaping={scheme}{default}: rename one")

@@ -25,7 +25,7 @@ import re
 from ..errors import ParseError
 from ..model import COUNTER, GAUGE, HISTOGRAM, INF, SUMMARY, UNKNOWN, Batch, Family, Point
 from ._labels import (METRIC_NAME, check_unique, found, merge_mode, parse_label_set,
-                      series_labels, series_text, unescape)
+                      legacy_labels, read_quoted, series_labels, series_text, unescape)
 from ._lines import decode, fast_line, fast_sample
 from ._numbers import parse_float, parse_int64_timestamp
 from ._shapes import STAMP, Shape, ShapeMemory, cut
@@ -47,7 +47,7 @@ _HAS_CREATED = (COUNTER, HISTOGRAM, SUMMARY)
 
 
 class _Family:
-    __slots__ = ("name", "out", "type", "help", "typed", "series")
+    __slots__ = ("name", "out", "type", "help", "typed", "series", "utf8")
 
     def __init__(self, name: str):
         self.name = name          # as declared or sampled
@@ -56,6 +56,7 @@ class _Family:
         self.help = None
         self.typed = False
         self.series = {}          # labels -> Point, or _Group for histograms and summaries
+        self.utf8 = False         # a label name outside the legacy set (model.Family.utf8)
 
 
 class _Group:
@@ -113,11 +114,15 @@ def _read_meta(line: str, lineno: int) -> tuple:
     if match is None:
         return ()
     keyword, rest = match.groups()
-    name_match = _NAME.match(rest)
-    if name_match is None:
-        raise ParseError(f"expected a metric name after {keyword}, {found(rest, 0)}", lineno)
-    name = name_match.group()
-    after = rest[name_match.end():]
+    if rest[:1] == '"':  # a UTF-8 name: # TYPE "my.metric" counter
+        name, end = read_quoted(rest, 0, lineno, False, f"metric name in the {keyword} line")
+    else:
+        name_match = _NAME.match(rest)
+        if name_match is None:
+            raise ParseError(f"expected a metric name after {keyword}, {found(rest, 0)}", lineno)
+        name = name_match.group()
+        end = name_match.end()
+    after = rest[end:]
     if after and after[0] not in " \t":
         raise ParseError(f"invalid metric name in {keyword} line: "
                          f"'{rest.split(maxsplit=1)[0]}'", lineno)
@@ -179,6 +184,9 @@ class _Parser:
                 name, pairs, value = _read_sample(line, start, lineno)
                 inspect = True
                 stamped = None
+                if pairs and not legacy_labels(pairs):
+                    entry = by_sample.get(name) or self._untyped(name)
+                    entry[0].utf8 = True
             index = len(values)
             values.append(value)
             if stamped is False:
@@ -358,14 +366,14 @@ class _Parser:
                           for g in family.series.values()]
             else:
                 series = list(family.series.values())
-            plan.append((family.out, family.type, family.help or "", series))
+            plan.append((family.out, family.type, family.help or "", series, family.utf8))
         return plan
 
 
 def _build(plan: list, values: list, shape: Shape | None) -> Batch:
     """The batch of a plan with these values (plain loops: this runs for every push)."""
     batch = Batch(shape=shape)
-    for name, type_, help_, series in plan:
+    for name, type_, help_, series, utf8 in plan:
         points = []
         if type_ == HISTOGRAM:
             for spec in series:
@@ -378,7 +386,7 @@ def _build(plan: list, values: list, shape: Shape | None) -> Batch:
         else:
             for labels, mode, i in series:
                 points.append(Point(labels, mode, values[i]))
-        batch.append(Family(name, type_, help_, "", points))
+        batch.append(Family(name, type_, help_, "", points, utf8))
     return batch
 
 
@@ -408,16 +416,26 @@ def _histogram(name: str, values: list, labels: tuple, mode, line: int, bounds: 
 
 
 def _read_sample(line: str, pos: int, lineno: int) -> tuple[str, list, float]:
-    """The careful path: any blanks, escapes, trailing comma; words every error."""
-    match = _NAME.match(line, pos)
-    if match is None:
-        raise ParseError(f"expected a metric name, {found(line, pos)}", lineno)
-    name = match.group()
-    pos = _BLANKS.match(line, match.end()).end()
+    """The careful path: any blanks, escapes, trailing comma, quoted names (``{"a.b"} 1``, and
+    ``"a.b"{...} 1`` as expfmt reads it); words every error."""
+    char = line[pos]
+    if char == "{":
+        name = None
+    elif char == '"':
+        name, pos = read_quoted(line, pos, lineno, False, "metric name")
+        pos = _BLANKS.match(line, pos).end()
+    else:
+        match = _NAME.match(line, pos)
+        if match is None:
+            raise ParseError(f"expected a metric name, {found(line, pos)}", lineno)
+        name = match.group()
+        pos = _BLANKS.match(line, match.end()).end()
     pairs = []
     if line[pos:pos + 1] == "{":
-        pairs, pos = parse_label_set(line, pos + 1, lineno, False)
+        pairs, pos, name = parse_label_set(line, pos + 1, lineno, False, name)
         pos = _BLANKS.match(line, pos).end()
+    if name is None:
+        raise ParseError('missing metric name: expected name{...} or {"name",...}', lineno)
     match = _TOKEN.match(line, pos)
     if match is None:
         raise ParseError(f"missing value after '{name}'", lineno)

@@ -72,7 +72,9 @@ def escape_name(name: str, scheme: str) -> str:
 
 def unescape_values(name: str) -> str:
     """``values`` escaping undone (``U__my_2e_metric`` → ``my.metric``); a name that does not
-    decode (no ``U__`` prefix, a bad hex code, an unclosed escape) comes back unchanged."""
+    decode (no ``U__`` prefix, a bad hex code, an unclosed escape) comes back unchanged. Exactly
+    prometheus/common ``UnescapeName`` (which the Pushgateway uses on grouping paths): at most
+    five hex digits per code, so the six-digit codes of U+100000 and above do not decode."""
     if not name.startswith("U__"):
         return name
     body = name[3:]
@@ -94,7 +96,7 @@ def unescape_values(name: str) -> str:
             continue
         end = body.find("_", i)
         digits = body[i:end]
-        if end < 0 or len(digits) > 6 or not all(d in _HEX for d in digits):
+        if end < 0 or len(digits) > 5 or not all(d in _HEX for d in digits):
             return name
         code = int(digits, 16)
         if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:

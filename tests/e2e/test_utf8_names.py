@@ -7,7 +7,9 @@ The names are read back from PrometheusProto scrapes, whose writer escapes per s
 writers' escaping, and the round trip through them, are tested with those writers)."""
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from google.protobuf.internal.encoder import _VarintBytes
@@ -23,9 +25,11 @@ from prometheus_client.openmetrics.exposition import generate_latest as om_lates
 
 from otelgravel.formats.prom_protobuf import MetricFamily
 
+from tests.redis_fixtures import needs_redis, redis_node  # noqa: F401
 from tests.unit.formats.test_protobuf_exposition import decode
 
 from .test_durable import kill9, same_ports, storage
+from .test_redis_replicas import start_replicas, until
 
 PROTOBUF = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
             "encoding=delimited")
@@ -221,3 +225,26 @@ def test_a_restart_replays_utf8_pushes_and_their_refusals(gateway_factory, tmp_p
     again = gateway_factory(storage(state) + same_ports(gw))
     assert proto_scrape(again, "allow-utf-8") == before
     assert again.push("/metrics/job/other", "my_metric 2\n")[0] == 400
+
+
+@needs_redis
+def test_replicas_race_colliding_names_and_agree_on_the_winner(gateway_factory, redis_node):
+    """Two replicas on one Redis log: the first of two colliding families in log order wins,
+    the other replica's push is refused, and both replicas hold the same state."""
+    a, b = start_replicas(gateway_factory, [redis_node.address], 2)
+    for i in range(5):
+        bodies = [(a, f'{{"race.{i}"}} 1\n# EOF\n', OPENMETRICS), (b, f"race_{i} 1\n", TEXT)]
+        barrier = threading.Barrier(2)
+
+        def push(gw, body, content_type):
+            barrier.wait()
+            return gw.push(f"/metrics/job/r{i}{content_type[0]}", body,
+                           headers={"Content-Type": content_type})[0]
+
+        with ThreadPoolExecutor(2) as pool:
+            statuses = list(pool.map(lambda x: push(*x), bodies))
+        assert sorted(statuses) == [200, 400], statuses
+        won = f"race.{i}" if statuses[0] == 200 else f"race_{i}"
+        for gw in (a, b):
+            assert until(lambda: won in proto_scrape(gw, "allow-utf-8"), timeout=5)
+    assert proto_scrape(a, "allow-utf-8") == proto_scrape(b, "allow-utf-8")

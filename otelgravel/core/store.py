@@ -271,7 +271,8 @@ class Store:
         known = (shape is not None and memo is not None and memo[0] is shape
                  and memo[1] == self.generation)
         plan = (self._recheck(batch, memo) if known
-                else self._validate(batch, group_labels, group is None))
+                else self._validate(batch, group_labels, group is None,
+                                    _utf8_labels(group_labels) if group is None else group.utf8))
         if group is None:
             group = self.groups[group_labels] = Group(group_labels)
             self._sorted_groups = None
@@ -426,7 +427,8 @@ class Store:
             raise LimitError(f"the gateway exposes {held} series and this {what} adds {adds}"
                              f"{groups}: over the limit max_series={self.max_series}")
 
-    def _validate(self, batch: list[Family], group_labels: Labels, new_group: bool) -> list:
+    def _validate(self, batch: list[Family], group_labels: Labels, new_group: bool,
+                  group_utf8: bool = False) -> list:
         """``[(pushed family, stored family or None, keys, stored series or None per point)]``, or
         the first refusal."""
         plan = []
@@ -434,7 +436,6 @@ class Store:
         new_owners: dict[str, str] = {}
         new_escaped: dict[tuple[str, str], str] = {}
         names = None
-        group_utf8 = None
         for fam in batch:
             points = fam.points
             if not points:
@@ -457,12 +458,7 @@ class Store:
                 if self._escaped or new_escaped or not is_legacy_metric(fam.name):
                     self._check_escaped(fam, new_owners, new_escaped)
                 stored = {}
-            if fam.utf8:
-                check_labels = True
-            else:
-                if group_utf8 is None:
-                    group_utf8 = _utf8_labels(group_labels)
-                check_labels = group_utf8
+            check_labels = fam.utf8 or group_utf8
             refused_kinds = _REFUSED_KINDS.get(fam.type, ())
             is_counter = fam.type == COUNTER
             is_summary = fam.type == SUMMARY

@@ -23,8 +23,9 @@ import re
 from ..errors import ParseError
 from ..model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INF, INFO, STATESET, SUMMARY,
                      UNKNOWN, Exemplar, Family, Point)
-from ._labels import (METRIC_NAME, QUOTED, check_unique, found, legacy_labels, merge_mode,
-                      parse_label_set, read_quoted, series_labels, series_text, unescape)
+from ._labels import (LEGACY_SEEN, METRIC_NAME, QUOTED, check_unique, found, legacy_labels,
+                      merge_mode, parse_label_set, read_quoted, series_labels, series_text,
+                      unescape)
 from .escaping import collision_message, label_collision
 from ._lines import decode, fast_line, fast_sample
 from ._numbers import REAL, parse_float, parse_real
@@ -132,8 +133,10 @@ class _Parser:
             else:
                 sample = _read_sample(line, lineno)
                 self._sample(*sample, lineno)
-                if sample[1] and not legacy_labels(sample[1]):
-                    self.family.utf8 = True
+                for pair in sample[1]:  # a quoted name may be outside the legacy set
+                    if pair[0] not in LEGACY_SEEN and not legacy_labels(sample[1]):
+                        self.family.utf8 = True
+                        break
         self._close()
         return self.batch
 

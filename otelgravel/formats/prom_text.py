@@ -25,7 +25,8 @@ import re
 from ..errors import ParseError
 from ..model import COUNTER, GAUGE, HISTOGRAM, INF, SUMMARY, UNKNOWN, Batch, Family, Point
 from ._labels import (METRIC_NAME, check_unique, found, merge_mode, parse_label_set,
-                      legacy_labels, read_quoted, series_labels, series_text, unescape)
+                      LEGACY_SEEN, legacy_labels, read_quoted, series_labels, series_text,
+                      unescape)
 from ._lines import decode, fast_line, fast_sample
 from ._numbers import parse_float, parse_int64_timestamp
 from ._shapes import STAMP, Shape, ShapeMemory, cut
@@ -154,6 +155,7 @@ class _Parser:
     def parse(self, text: str) -> None:
         by_sample = self.by_sample
         fast = _FAST.fullmatch
+        legacy_seen = LEGACY_SEEN
         values = self.values
         value_lines = self.value_lines
         lineno = 0
@@ -184,9 +186,11 @@ class _Parser:
                 name, pairs, value = _read_sample(line, start, lineno)
                 inspect = True
                 stamped = None
-                if pairs and not legacy_labels(pairs):
-                    entry = by_sample.get(name) or self._untyped(name)
-                    entry[0].utf8 = True
+                for pair in pairs:  # a quoted name may be outside the legacy set
+                    if pair[0] not in legacy_seen and not legacy_labels(pairs):
+                        entry = by_sample.get(name) or self._untyped(name)
+                        entry[0].utf8 = True
+                        break
             index = len(values)
             values.append(value)
             if stamped is False:

@@ -144,6 +144,7 @@ def test_refusals_name_what_is_wrong_and_change_nothing(gateway, content_type, p
     before = gateway.scrape(TEXT)
     status, answer, _ = gateway.push(path, body, headers={"Content-Type": content_type})
     assert status == 400 and fragment in answer.decode(), answer
+    assert b"JSON" not in answer  # a body opening with {"name" is not taken for JSON
     assert gateway.scrape(TEXT) == before
 
 

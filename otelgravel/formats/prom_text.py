@@ -183,9 +183,11 @@ class _Parser:
                 if line[start] == "#":
                     self._comment(line[start:], lineno)
                     continue
-                name, pairs, value = _read_sample(line, start, lineno)
+                name, pairs, value, last = _read_sample(line, start, lineno)
                 inspect = True
-                stamped = None
+                # a value that is the line's last token after a space (a line with quoted
+                # names, say) is one the shape memory can read again (Shape.values)
+                stamped = False if last else None
                 for pair in pairs:  # a quoted name may be outside the legacy set
                     if pair[0] not in legacy_seen and not legacy_labels(pairs):
                         entry = by_sample.get(name) or self._untyped(name)
@@ -419,7 +421,7 @@ def _histogram(name: str, values: list, labels: tuple, mode, line: int, bounds: 
                  count=count)
 
 
-def _read_sample(line: str, pos: int, lineno: int) -> tuple[str, list, float]:
+def _read_sample(line: str, pos: int, lineno: int) -> tuple[str, list, float, bool]:
     """The careful path: any blanks, escapes, trailing comma, quoted names (``{"a.b"} 1``, and
     ``"a.b"{...} 1`` as expfmt reads it); words every error."""
     char = line[pos]
@@ -447,6 +449,7 @@ def _read_sample(line: str, pos: int, lineno: int) -> tuple[str, list, float]:
     value = parse_float(token)
     if value is None:
         raise ParseError(f"invalid value '{token}'", lineno)
+    last = match.end() == len(line) and line[match.start() - 1] == " "
     pos = _BLANKS.match(line, match.end()).end()
     if pos < len(line):
         match = _TOKEN.match(line, pos)
@@ -457,4 +460,4 @@ def _read_sample(line: str, pos: int, lineno: int) -> tuple[str, list, float]:
         pos = _BLANKS.match(line, match.end()).end()
         if pos < len(line):
             raise ParseError(f"unexpected text after the timestamp: {line[pos:]!r}", lineno)
-    return name, pairs, value
+    return name, pairs, value, last

@@ -183,11 +183,17 @@ def test_exemplar_with_quoted_label_names():
 
 
 def test_the_same_shape_pushed_again_reads_the_new_values():
-    """The text parser remembers body shapes; quoted lines go through its careful path."""
-    body = '# TYPE "a.b" counter\n{"a.b_total","c.d"="x"} %d\nlegacy_total 1\n'
-    for value in (1, 2, 3):
-        [quoted, _] = text(body % value)
-        assert quoted.points[0].value == value and quoted.utf8
+    """The text parser remembers body shapes: quoted lines go through its careful path, whose
+    last-token values the shape memory reads again like the fast path's."""
+    body = '# TYPE "a.b" counter\n{"a.b_total","c.d"="x"} %d\n{"e.f"}  %d\nlegacy_total 1\n'
+    shapes = []
+    for value in (1, 2, 3, 4):
+        batch = text(body % (value, value))
+        [quoted, spaced, _] = batch
+        assert quoted.points[0].value == value and spaced.points[0].value == value
+        assert quoted.utf8 and not spaced.utf8
+        shapes.append(batch.shape)
+    assert shapes[1] is not None and shapes[1] is shapes[2] is shapes[3]  # read by the shape
 
 
 # ---- protobuf ---------------------------------------------------------------------------------
@@ -243,3 +249,13 @@ def test_legacy_bodies_parse_as_before():
     """Nothing legacy changes: same families, utf8 False, the fast path still taken."""
     assert families(text('a{b="1"} 1\n')) == [("a", UNKNOWN, "", "", [((("b", "1"),), 1.0)], False)]
     assert text('a{b="1"} 1\n') == [Family("a", UNKNOWN, "", "", [Point((("b", "1"),), None, 1.0)])]
+
+
+@pytest.mark.parametrize("bad", ["1_0", "0x1", "+nan", "1e999", "", "1 2 3"])
+def test_a_remembered_quoted_shape_still_refuses_bad_values(bad):
+    body = '{"q.%s"} %s\n'
+    name = f"v{abs(hash(bad))}"
+    for _ in range(3):
+        text(body % (name, 5))  # remembered from the second push on
+    with pytest.raises(ParseError):
+        text(body % (name, bad))

@@ -71,6 +71,8 @@ def utf8_registry() -> CollectorRegistry:
 @pytest.mark.parametrize("content_type, render", [
     pytest.param(OPENMETRICS, lambda r: om_latest(r, escaping="allow-utf-8"), id="openmetrics"),
     pytest.param(TEXT, lambda r: text_latest(r, escaping="allow-utf-8"), id="text"),
+    pytest.param("text/plain; version=1.0.0; charset=utf-8",
+                 lambda r: text_latest(r, escaping="allow-utf-8"), id="text 1.0.0"),
 ])
 def test_prometheus_client_utf8_bodies(gateway, content_type, render):
     body = render(utf8_registry())

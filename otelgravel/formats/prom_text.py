@@ -449,9 +449,12 @@ def _read_sample(line: str, pos: int, lineno: int) -> tuple[str, list, float, bo
     value = parse_float(token)
     if value is None:
         raise ParseError(f"invalid value '{token}'", lineno)
-    last = match.end() == len(line) and line[match.start() - 1] == " "
-    pos = _BLANKS.match(line, match.end()).end()
-    if pos < len(line):
+    start = pos
+    end = match.end()
+    pos = _BLANKS.match(line, end).end()
+    size = len(line)
+    last = end == size and line[start - 1] == " "  # the value is the line's last token
+    if pos < size:
         match = _TOKEN.match(line, pos)
         token = match.group()
         if parse_int64_timestamp(token) is None:

@@ -14,7 +14,8 @@
 - Names are kept as pushed (UTF-8 included); the writers escape them per scrape. So that every
   scrape stays valid in every escaping scheme, a new family whose name (or a sample name it
   exposes) one scheme writes like another family's is refused, as is a series with two label
-  names one scheme writes alike (``my.metric``/``my_metric``, ``a.b``/``a_b``). Only non-legacy
+  names one scheme writes alike (``my.metric``/``my_metric``, ``a.b``/``a_b``) or a label name
+  that a scheme writes with the reserved ``__`` prefix (``名前``: ``__``). Only non-legacy
   names can collide so: the check costs a legacy-only push nothing (a new legacy family looks
   its names up only while some non-legacy family exists). Like the type, it is decided by the
   store in log order, so every replica gives the same answer.
@@ -27,9 +28,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ..errors import ConflictError, InputError, LimitError
-from ..formats.escaping import (ESCAPING_SCHEMES, collision_message,
-                                escaped_exposures, is_legacy_label, is_legacy_metric,
-                                label_collision)
+from ..formats.escaping import (ESCAPING_SCHEMES, escaped_exposures, is_legacy_label,
+                                is_legacy_metric, label_problem)
 from ..model import (COUNTER, FAMILY_KIND, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET,
                      SUM_KIND, SUMMARY, WINDOW_KIND, Batch, Family, Labels, Point)
 from . import merge
@@ -486,10 +486,9 @@ class Store:
                 if series is None:
                     new_series += 1
                     if check_labels:
-                        collision = label_collision(key)
-                        if collision is not None:
-                            raise InputError(f"series {format_series(fam.name, key)}: "
-                                             f"{collision_message(*collision)}")
+                        problem = label_problem(key)
+                        if problem is not None:
+                            raise InputError(f"series {format_series(fam.name, key)}: {problem}")
                 elif series.group.labels != group_labels:
                     raise ConflictError(
                         f"series {format_series(fam.name, key)} is already pushed by group "

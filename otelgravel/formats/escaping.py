@@ -159,22 +159,33 @@ def unescape_values(name: str) -> str:
 ESCAPING_SCHEMES = (UNDERSCORES, DOTS, VALUES)
 
 
-def label_collision(labels) -> tuple[str, str, str] | None:
-    """``(a, b, scheme)`` when two label names of ``labels`` (pairs) are written alike by
-    ``scheme`` (``a.b`` and ``a_b`` by underscores), else None. Legacy names are unchanged by
-    every scheme, so a set of legacy names never collides."""
+def label_problem(labels) -> str | None:
+    """Why the label names of ``labels`` (pairs) cannot be written validly in every scheme, or
+    None: two names that a scheme writes alike (``a.b`` and ``a_b`` by underscores), or a name
+    that a scheme writes with the reserved ``__`` prefix (``名前`` is ``__`` by underscores,
+    ``1st`` is ``__st`` by dots), which Prometheus' parsers refuse. Legacy names are unchanged by
+    every scheme, so a set of legacy names has no problem."""
     names = [pair[0] for pair in labels]
-    if len(names) < 2 or all(_LEGACY_LABEL.fullmatch(n) for n in names):
+    if all(_LEGACY_LABEL.fullmatch(n) for n in names):
         return None
     for scheme in ESCAPING_SCHEMES:
         seen: dict[str, str] = {}
         for name in names:
             escaped = escape_label_name(name, scheme)  # as the writers escape label names
+            if escaped[:2] == "__" and name[:2] != "__":
+                return (f"label name '{name}' would be written '{escaped}' for a scraper asking "
+                        f"escaping={scheme}{_default(scheme)}, a reserved name (the '__' "
+                        "prefix): rename it (start it with a letter)")
             other = seen.get(escaped)
             if other is not None:
-                return other, name, scheme
+                return (f"label names '{other}' and '{name}' would both be written '{escaped}' "
+                        f"for a scraper asking escaping={scheme}{_default(scheme)}: rename one")
             seen[escaped] = name
     return None
+
+
+def _default(scheme: str) -> str:
+    return " (the default when a scraper names none)" if scheme == UNDERSCORES else ""
 
 
 def escaped_exposures(name: str, exposed: tuple) -> set[tuple[str, str]]:
@@ -190,10 +201,3 @@ def escaped_exposures(name: str, exposed: tuple) -> set[tuple[str, str]]:
             out.add((scheme, escape_name(sample, scheme)))
             out.add((scheme, base + sample[len(name):]))
     return out
-
-
-def collision_message(a: str, b: str, scheme: str) -> str:
-    written = escape_label_name(a, scheme)
-    default = " (the default when a scraper names none)" if scheme == UNDERSCORES else ""
-    return (f"label names '{a}' and '{b}' would both be written '{written}' for a scraper asking "
-            f"escaping={scheme}{default}: rename one")

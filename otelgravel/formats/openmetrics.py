@@ -26,7 +26,7 @@ from ..model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INF, INFO, STATE
 from ._labels import (LEGACY_SEEN, METRIC_NAME, QUOTED, check_unique, found, legacy_labels,
                       merge_mode, parse_label_set, read_quoted, series_labels, series_text,
                       unescape)
-from .escaping import collision_message, label_collision
+from .escaping import label_problem
 from ._lines import decode, fast_line, fast_sample
 from ._numbers import REAL, parse_float, parse_real
 
@@ -461,9 +461,9 @@ def _exemplar(line: str, pos: int, lineno: int) -> Exemplar:
     pairs, pos, _ = parse_label_set(line, pos + 1, lineno, True, exemplar=True)
     check_unique(pairs, lineno, "exemplar label")
     if not legacy_labels(pairs):
-        collision = label_collision(pairs)
-        if collision is not None:
-            raise ParseError(f"exemplar: {collision_message(*collision)}", lineno)
+        problem = label_problem(pairs)
+        if problem is not None:
+            raise ParseError(f"exemplar: {problem}", lineno)
     if sum(len(k) + len(v) for k, v in pairs) > _EXEMPLAR_MAX_CHARS:
         raise ParseError(f"exemplar labels are longer than {_EXEMPLAR_MAX_CHARS} characters",
                          lineno)

@@ -31,7 +31,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from ..clearmode import parse_clear_mode
 from ..errors import ClearModeError, ParseError
 from .. import nativehist
-from .escaping import collision_message, label_collision
+from .escaping import label_problem
 from ..model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INF, SUMMARY, UNKNOWN, Exemplar,
                      Family, NativeHistogram, Point)
 
@@ -320,9 +320,9 @@ def _labels(pairs, reserved: str | None = None, modes=_CLEAR_MODE_LABELS, utf8=N
     out.sort()
     if not legacy:
         if utf8 is None:  # an exemplar: no store check follows
-            collision = label_collision(out)
-            if collision is not None:
-                raise _BadLabel(collision_message(*collision))
+            problem = label_problem(out)
+            if problem is not None:
+                raise _BadLabel(problem)
         else:
             utf8[0] = True
     return tuple(out), mode

@@ -17,7 +17,8 @@ slash inside a value rather than a separator.
   a name that does not decode (``U__in_xxx_valid``) stays as written, as in the Pushgateway. Only
   names are decoded so, never values, and never the leading ``job``. A decoded name must not be
   empty nor start with ``__`` (the Pushgateway checks that on the escaped name only), and no two
-  names may be written alike by an escaping scheme (``a.b`` and ``a_b``).
+  names may be written alike by an escaping scheme (``a.b`` and ``a_b``), nor may a scheme
+  write one with the reserved ``__`` prefix.
 
 Every problem raises ``GroupingKeyError`` with a message that names it.
 """
@@ -29,7 +30,7 @@ import re
 from urllib.parse import unquote
 
 from ..errors import GroupingKeyError
-from ..formats.escaping import collision_message, label_collision, unescape_values
+from ..formats.escaping import label_problem, unescape_values
 
 BASE64_SUFFIX = "@base64"
 
@@ -72,9 +73,9 @@ def parse_grouping_key(tail: str) -> tuple[tuple[str, str], ...]:
     if not labels["job"]:
         raise GroupingKeyError(f"empty job name in grouping key {tail!r}")
     key = tuple(sorted(labels.items()))
-    collision = label_collision(key)  # every group writes push_time_seconds with these labels
-    if collision is not None:
-        raise GroupingKeyError(f"grouping key {tail!r}: {collision_message(*collision)}")
+    problem = label_problem(key)  # every group writes push_time_seconds with these labels
+    if problem is not None:
+        raise GroupingKeyError(f"grouping key {tail!r}: {problem}")
     return key
 
 

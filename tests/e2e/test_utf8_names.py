@@ -93,15 +93,15 @@ def test_prometheus_client_utf8_bodies(gateway, content_type, render):
 
 def test_client_golang_style_protobuf_push_with_utf8_names(gateway):
     family = MetricFamily(name="http.server.active", type=1, metric=[
-        {"label": [{"name": "url.scheme", "value": "https"}, {"name": "名前", "value": "値"}],
+        {"label": [{"name": "url.scheme", "value": "https"}, {"name": "x.名前", "value": "値"}],
          "gauge": {"value": 4}}])
     body = _VarintBytes(family.ByteSize()) + family.SerializeToString()
     status, answer, _ = gateway.push("/metrics/job/fn", body, headers={"Content-Type": PROTOBUF})
     assert status == 200, answer
     assert proto_scrape(gateway, "allow-utf-8")["http.server.active"] == {
-        frozenset({("job", "fn"), ("url.scheme", "https"), ("名前", "値")}): 4}
+        frozenset({("job", "fn"), ("url.scheme", "https"), ("x.名前", "値")}): 4}
     assert proto_scrape(gateway)["http_server_active"] == {
-        frozenset({("job", "fn"), ("url_scheme", "https"), ("__", "値")}): 4}
+        frozenset({("job", "fn"), ("url_scheme", "https"), ("x___", "値")}): 4}
 
 
 def test_u_escaped_grouping_path(gateway):
@@ -136,12 +136,22 @@ REFUSALS = [
     pytest.param(OPENMETRICS, "/metrics/job/b", 'a{"b.c"} 1\n# EOF\n',
                  "metric name given twice: 'a' and 'b.c'", id="name twice"),
     pytest.param(TEXT, "/metrics/job/b", b'{"a\xff"} 1\n', "not valid UTF-8", id="invalid UTF-8"),
+    pytest.param(TEXT, "/metrics/job/b", '{"x","名前"="1"} 1\n',
+                 "label name '名前' would be written '__' for a scraper asking escaping=underscores",
+                 id="label name written with the reserved prefix"),
+    pytest.param(PROTOBUF, "/metrics/job/b", "1st",
+                 "label name '1st' would be written '__st' for a scraper asking escaping=dots",
+                 id="protobuf label name written with the reserved prefix"),
 ]
 
 
 @pytest.mark.parametrize("content_type, path, body, fragment", REFUSALS)
 def test_refusals_name_what_is_wrong_and_change_nothing(gateway, content_type, path, body,
                                                         fragment):
+    if content_type == PROTOBUF:  # body: a label name
+        family = MetricFamily(name="g", type=1, metric=[
+            {"label": [{"name": body, "value": "v"}], "gauge": {"value": 1}}])
+        body = _VarintBytes(family.ByteSize()) + family.SerializeToString()
     assert gateway.push("/metrics/job/a", "# TYPE my_metric gauge\nmy_metric 1\n")[0] == 200
     before = gateway.scrape(TEXT)
     status, answer, _ = gateway.push(path, body, headers={"Content-Type": content_type})

@@ -5,6 +5,7 @@ import pytest
 
 from otelgravel.core.store import Store
 from otelgravel.errors import ConflictError, InputError
+from otelgravel.formats.escaping import is_legacy_label
 from otelgravel.model import COUNTER, GAUGE, HISTOGRAM, INF, REPLACE, SUM, Family, Point
 
 G1 = (("job", "fn"),)
@@ -13,7 +14,7 @@ G2 = (("job", "other"),)
 
 def gauge(name, labels=(), utf8=None):
     if utf8 is None:
-        utf8 = any(not k.isidentifier() for k, _ in labels)
+        utf8 = not all(is_legacy_label(k) for k, _ in labels)
     return Family(name, GAUGE, points=[Point(tuple(sorted(labels)), REPLACE, 1.0)], utf8=utf8)
 
 
@@ -90,6 +91,11 @@ LABEL_CLASHES = [
     pytest.param((("x", "1"),), (("a.b", "g"), ("a_b", "h"), ("job", "fn")),
                  "label names 'a.b' and 'a_b'", id="two grouping labels (U__ in the path)"),
     pytest.param((("a.b", "1"), ("a.c", "2")), G1, None, id="no clash"),
+    pytest.param((("名前", "1"),), G1, "label name '名前' would be written '__' for a scraper "
+                 "asking escaping=underscores", id="written with the reserved prefix"),
+    pytest.param((("1st", "1"),), G1, "would be written '__st' for a scraper asking "
+                 "escaping=dots", id="a leading digit under dots"),
+    pytest.param((("x.名前", "1"),), G1, None, id="a leading letter keeps it legal"),
 ]
 
 

@@ -47,8 +47,8 @@ BOTH = [
                  [('quote"d', UNKNOWN, "", "",
                    [((("back\\slash", "w"), ("new\nline", "v")), 1.0)], True)],
                  id="escapes inside quoted names"),
-    pytest.param('{"ünïcødé 名前","ラベル"="値"} 1\n',
-                 [("ünïcødé 名前", UNKNOWN, "", "", [((("ラベル", "値"),), 1.0)], True)],
+    pytest.param('{"ünïcødé 名前","x.ラベル"="値"} 1\n',
+                 [("ünïcødé 名前", UNKNOWN, "", "", [((("x.ラベル", "値"),), 1.0)], True)],
                  id="non-ASCII and a blank inside quotes"),
     pytest.param('# TYPE "h.x" histogram\n{"h.x_bucket","le"="1"} 1\n{"h.x_bucket",le="+Inf"} 2\n'
                  '{"h.x_count"} 2\n{"h.x_sum"} 3\n',
@@ -201,7 +201,7 @@ def test_the_same_shape_pushed_again_reads_the_new_values():
 def test_protobuf_takes_any_utf8_names():
     body = delimited(
         {"name": "http.server.duration", "type": "GAUGE",
-         "metric": [{"label": labels(**{"url.scheme": "https", "名前": "値"}), "gauge": {"value": 2}}]},
+         "metric": [{"label": labels(**{"url.scheme": "https", "x.名前": "値"}), "gauge": {"value": 2}}]},
         {"name": "1starts-with-a-digit", "type": "COUNTER",
          "metric": [{"label": labels(plain="x"), "counter": {"value": 1}}]},
         {"name": "c.x_total", "type": "COUNTER",
@@ -209,7 +209,7 @@ def test_protobuf_takes_any_utf8_names():
                                                           "value": 1}}}]})
     parsed = parse_prom_protobuf(body)
     assert families(parsed) == [
-        ("http.server.duration", GAUGE, "", "", [((("url.scheme", "https"), ("名前", "値")), 2.0)],
+        ("http.server.duration", GAUGE, "", "", [((("url.scheme", "https"), ("x.名前", "値")), 2.0)],
          True),
         ("1starts-with-a-digit", COUNTER, "", "", [((("plain", "x"),), 1.0)], False),
         ("c.x", COUNTER, "", "", [((), 1.0)], False)]
@@ -229,6 +229,10 @@ def test_protobuf_takes_any_utf8_names():
         "label": labels(**{"t.id": "1", "t_id": "2"}), "value": 1}}}]},
         "exemplar: label names 't.id' and 't_id' would both be written 't_id'",
         id="exemplar labels that collide once escaped"),
+    pytest.param({"name": "c", "type": "COUNTER", "metric": [{"counter": {"value": 1, "exemplar": {
+        "label": labels(**{"名前": "1"}), "value": 1}}}]},
+        "exemplar: label name '名前' would be written '__' for a scraper asking "
+        "escaping=underscores", id="exemplar label written with the reserved prefix"),
 ])
 def test_protobuf_refuses(spec, fragment):
     with pytest.raises(ParseError) as caught:

@@ -190,14 +190,19 @@ def _default(scheme: str) -> str:
 
 def escaped_exposures(name: str, exposed: tuple) -> set[tuple[str, str]]:
     """``(scheme, sample name)`` for every name a family ``name`` whose samples are ``exposed``
-    (``x``, ``x_total``...) may be written as by a scraper asking for an escaping scheme. Both
-    ways of building a sample name are included, the whole name escaped (``escape(x_total)``, as
-    the protobuf writer does) and the family name escaped then suffixed (``escape(x) + _total``,
-    as expfmt's text writer does), so the store's check holds whichever a writer uses."""
+    (``x``, ``x_total``...) may be written as by a scraper asking for an escaping scheme: the
+    whole sample name escaped (``escape(x_total)``, as the writers do for ``_total``), the family
+    name escaped then suffixed (``escape(x) + _bucket``), and the OpenMetrics family name left
+    once the suffix is taken off the escaped whole (``# TYPE req_dot_count_ counter`` under dots),
+    so that the store's check holds for every writer."""
     out = set()
     for scheme in ESCAPING_SCHEMES:
         base = escape_name(name, scheme)
         for sample in exposed:
-            out.add((scheme, escape_name(sample, scheme)))
-            out.add((scheme, base + sample[len(name):]))
+            suffix = sample[len(name):]
+            escaped = escape_name(sample, scheme)
+            out.add((scheme, escaped))
+            out.add((scheme, base + suffix))
+            if suffix and escaped.endswith(suffix):  # the OpenMetrics family name of an escaped
+                out.add((scheme, escaped[:-len(suffix)]))  # x_total: req_dot_count_ (dots)
     return out

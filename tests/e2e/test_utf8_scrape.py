@@ -1,7 +1,8 @@
-"""Names on the way out over real HTTP (issue 15, SPEC 10): each escaping scheme the Accept header
-names, in every format, the answer read by a strict parser (prometheus_client's; the client_model
-protobuf classes for the delimited MetricFamily messages) and its Content-Type checked. Legacy
-names are the same in every scheme. (The UTF-8 round trip needs the UTF-8 parsers on main.)"""
+"""UTF-8 names on the way out, over real HTTP (issue 15, SPEC 10): pushed as OpenMetrics with quoted
+names, scraped back under each escaping scheme the Accept header names, in every format, each
+answer read by a strict parser (prometheus_client's, which accept quoted names; the client_model
+protobuf classes for the delimited MetricFamily messages) and its Content-Type checked; a legacy
+store reads back the same in every scheme."""
 import pytest
 from google.protobuf.internal.decoder import _DecodeVarint32
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from otelgravel.formats.prom_protobuf import MetricFamily
 
 OM_PUSH = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+BODY = '{"my.metric","url.scheme"="https"} 1\n# EOF\n'
 
 PB = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
 PROTO_CT = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
@@ -49,6 +51,48 @@ SCRAPES = [
     (PB + ";escaping=values", PROTO_CT + "; escaping=values", "protobuf",
      ("U__my_2e_metric", "U__url_2e_scheme")),
 ]
+
+
+def read_back(fmt: str, body: bytes) -> dict:
+    """{metric name: [labels]} of the pushed family, by the strict parser of ``fmt``."""
+    if fmt == "protobuf":
+        families, pos = [], 0
+        while pos < len(body):
+            length, pos = _DecodeVarint32(body, pos)
+            families.append(MetricFamily.FromString(body[pos:pos + length]))
+            pos += length
+        return {f.name: [({p.name: p.value for p in m.label}, m.untyped.value) for m in f.metric]
+                for f in families if not f.name.startswith("push_")}
+    parse = parse_om if fmt == "openmetrics" else parse_text
+    return {f.name: [(s.labels, s.value) for s in f.samples]
+            for f in parse(body.decode()) if not f.name.startswith("push_")}
+
+
+@pytest.fixture
+def pushed(gateway):
+    status, body, _ = gateway.push("/metrics/job/utf8", BODY, headers={"Content-Type": OM_PUSH})
+    assert status == 200, body
+    return gateway
+
+
+@pytest.mark.parametrize("accept, content_type, fmt, names", SCRAPES,
+                         ids=[f"{f}-{n[0]}-{i}" for i, (_, _, f, n) in enumerate(SCRAPES)])
+def test_pushed_utf8_names_scrape_back_per_scheme(pushed, accept, content_type, fmt, names):
+    status, body, headers = pushed.request("GET", "/metrics", headers={"Accept": accept} if accept else {},
+                                           base=pushed.scrape_url)
+    assert status == 200, body
+    assert headers["Content-Type"] == content_type
+    metric, label = names
+    assert read_back(fmt, body) == {metric: [({"job": "utf8", label: "https"}, 1.0)]}
+
+
+def test_the_exact_lines_as_is_and_with_underscores(pushed):
+    status, utf8, _ = pushed.request("GET", "/metrics", headers={"Accept": P34}, base=pushed.scrape_url)
+    assert '\n# TYPE "my.metric" unknown\n{"my.metric",job="utf8","url.scheme"="https"} 1\n' in \
+           "\n" + utf8.decode()
+    status, plain, _ = pushed.request("GET", "/metrics", base=pushed.scrape_url)
+    assert '\n# TYPE my_metric untyped\nmy_metric{job="utf8",url_scheme="https"} 1\n' in \
+           "\n" + plain.decode()
 
 
 LEGACY = "# TYPE req counter\nreq_total{route=\"/a\"} 3\n# TYPE up gauge\nup 1\n# EOF\n"

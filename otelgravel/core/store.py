@@ -96,15 +96,15 @@ class Series:
         self.window: Window | None = None
         self.created = now
         self.updated = now
-        self.text: str | None = None   # rendered text 0.0.4 lines, None when stale
-        self.om: str | None = None     # rendered OpenMetrics lines, None when stale
+        self.text = None  # rendered text lines (str, or a dict per escaping scheme), None when stale
+        self.om = None    # rendered OpenMetrics lines (the same), None when stale
         self.pb = None                 # encoded protobuf Metric (protobuf_exposition), or None
-        self.label_text: str | None = None  # rendered label pairs, set by the writers once
+        self.label_text = None  # rendered label pairs (str, or a dict per scheme), set by the writers
         self.pb_labels = None  # encoded label pairs (protobuf_exposition), set once
 
 
 class FamilyState:
-    __slots__ = ("name", "type", "help", "unit", "series", "_sorted", "windowed")
+    __slots__ = ("name", "type", "help", "unit", "series", "_sorted", "windowed", "escaped")
 
     def __init__(self, name: str, type_: str, help_: str, unit: str):
         self.name = name
@@ -114,6 +114,8 @@ class FamilyState:
         self.series: dict[Labels, Series] = {}
         self._sorted: list[Series] | None = None
         self.windowed = 0  # how many of its series are windowed: those are rendered at read time
+        self.escaped = 0  # bits set by the writers (1 text, 2 OpenMetrics, 4 protobuf): some series
+        # keep a rendering per escaping scheme
 
     def sorted_series(self) -> list[Series]:
         if self._sorted is None:
@@ -129,14 +131,15 @@ class FamilyState:
 class Group:
     """A grouping key's bookkeeping: its series per family, and its push times."""
 
-    __slots__ = ("labels", "members", "push_time", "failure_time", "label_text", "memo")
+    __slots__ = ("labels", "members", "push_time", "failure_time", "label_text", "pb_labels", "memo")
 
     def __init__(self, labels: Labels):
         self.labels = labels
         self.members: dict[str, set[Labels]] = {}
         self.push_time: float | None = None
         self.failure_time = 0.0  # as the Pushgateway: 0 until a push to the group is refused
-        self.label_text: str | None = None
+        self.label_text = None  # rendered label pairs, set by the text writers
+        self.pb_labels = None   # encoded label pairs, set by the protobuf writer
         # (shape, store generation, stored families, their series in push order) of the last push
         self.memo: tuple | None = None
 

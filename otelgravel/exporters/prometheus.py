@@ -28,9 +28,9 @@ class PrometheusExporter:
         if chosen.kind == PROTOBUF:
             data = write_protobuf(self.store, now, chosen.escaping)
         elif chosen.kind == OPENMETRICS:
-            data = write_openmetrics(self.store, now).encode()
+            data = write_openmetrics(self.store, now, chosen.escaping).encode()
         else:
-            data = write_text(self.store, now).encode()
+            data = write_text(self.store, now, chosen.escaping).encode()
         headers = {"Content-Type": chosen.content_type}
         if wants_gzip(request.headers.get("Accept-Encoding")):
             gz = zlib.compressobj(1, zlib.DEFLATED, 31)

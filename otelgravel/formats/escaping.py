@@ -13,6 +13,11 @@ is already legacy-valid (``[a-zA-Z_:][a-zA-Z0-9_:]*``) is never touched, whateve
 - ``values``: ``U__`` then ``_`` → ``__`` and any other character outside the set →
   ``_<hex code point>_`` (``my.metric`` → ``U__my_2e_metric``); reversible. The Pushgateway
   uses this encoding for label names in grouping paths.
+
+Label names are escaped with ``escape_label_name``: the same schemes, except that ``:`` (legal
+in a metric name, not in a label name) counts as outside the set, so that what an escaped scrape
+shows is always a valid legacy label name (``a:b`` → ``a_b``; prometheus/common would leave
+``a:b``, which legacy parsers refuse).
 """
 from __future__ import annotations
 
@@ -33,6 +38,35 @@ def is_legacy_label(name: str) -> bool:
     return _LEGACY_LABEL.fullmatch(name) is not None
 
 
+_legacy_labels: dict = {}  # label name -> legacy-valid? (names are few; bounded below)
+
+
+def legacy_labels(labels) -> bool:
+    """Are the names of these (name, value) pairs all legacy label names?"""
+    known = _legacy_labels
+    for k, _ in labels:
+        ok = known.get(k)
+        if ok is None:
+            if len(known) > 65536:
+                known.clear()
+            ok = known[k] = is_legacy_label(k)
+        if not ok:
+            return False
+    return True
+
+
+def exemplars_legacy(p) -> bool:
+    """Are the label names of the point's exemplars all legacy (its lines the same in every
+    scheme)?"""
+    ex = p.exemplar
+    if ex is not None and not legacy_labels(ex.labels):
+        return False
+    bucket_exemplars = p.bucket_exemplars
+    if bucket_exemplars:
+        return all(legacy_labels(e.labels) for e in bucket_exemplars.values())
+    return True
+
+
 def _legacy_char(c: str, i: int) -> bool:
     return ("a" <= c <= "z" or "A" <= c <= "Z" or c == "_" or c == ":"
             or ("0" <= c <= "9" and i > 0))
@@ -41,8 +75,22 @@ def _legacy_char(c: str, i: int) -> bool:
 def escape_name(name: str, scheme: str) -> str:
     if not name or scheme == ALLOW_UTF8 or _LEGACY_METRIC.fullmatch(name):
         return name
+    return _escape(name, scheme, _legacy_char)
+
+
+def escape_label_name(name: str, scheme: str) -> str:
+    if not name or scheme == ALLOW_UTF8 or _LEGACY_LABEL.fullmatch(name):
+        return name
+    return _escape(name, scheme, _legacy_label_char)
+
+
+def _legacy_label_char(c: str, i: int) -> bool:
+    return c != ":" and _legacy_char(c, i)
+
+
+def _escape(name: str, scheme: str, legal) -> str:
     if scheme == UNDERSCORES:
-        return "".join(c if _legacy_char(c, i) else "_" for i, c in enumerate(name))
+        return "".join(c if legal(c, i) else "_" for i, c in enumerate(name))
     if scheme == DOTS:
         out = []
         for i, c in enumerate(name):
@@ -50,7 +98,7 @@ def escape_name(name: str, scheme: str) -> str:
                 out.append("__")
             elif c == ".":
                 out.append("_dot_")
-            elif _legacy_char(c, i):
+            elif legal(c, i):
                 out.append(c)
             else:
                 out.append("__")
@@ -60,7 +108,7 @@ def escape_name(name: str, scheme: str) -> str:
         for i, c in enumerate(name):
             if c == "_":
                 out.append("__")
-            elif _legacy_char(c, i):
+            elif legal(c, i):
                 out.append(c)
             elif 0xD800 <= ord(c) <= 0xDFFF:  # a lone surrogate is not a valid rune
                 out.append("_FFFD_")

@@ -17,8 +17,11 @@ so a family holding both kinds is written as two messages of the same name, nati
 native histogram with no observations gets a zero threshold and an empty span so that it still
 reads as native.
 
-Names are escaped per the negotiated scheme (``escaping.py``); a series whose label names are all
-legacy-valid is the same in every scheme and is cached once.
+Names are escaped per the negotiated scheme (``escaping.py``, label names with
+``escape_label_name``, exemplars' too); a series whose label names are all legacy-valid (and its
+exemplars') is the same in every scheme and is cached once (``bytes``), any other once per
+scheme (a ``dict``). Gauges and counters, most of a scrape, are encoded inline: one join of the
+cached label pairs, a constant prefix and the value (``_scalar``, ``_counter``).
 """
 from __future__ import annotations
 
@@ -27,8 +30,8 @@ from struct import Struct
 
 from .. import nativehist
 from ..model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET, SUMMARY, UNKNOWN)
-from .escaping import escape_name, is_legacy_metric
-from .exposition import _families_with_push_times, _text_name, push_times
+from .escaping import escape_label_name, exemplars_legacy, legacy_labels
+from .exposition import _families_with_push_times, _text_name, exposed_base, push_times
 
 _DOUBLE = Struct("<d").pack
 _INF = float("inf")
@@ -57,6 +60,9 @@ def _varint(n: int) -> bytes:
 
 def _zigzag(n: int) -> int:
     return (n << 1) ^ (n >> 63) if n < 0 else n << 1
+
+
+_LEN = [bytes((n,)) for n in range(0x80)]  # the one-byte lengths
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
@@ -89,7 +95,7 @@ def _label_pairs(labels, escaping: str | None) -> bytes:
     out = []
     for name, value in labels:
         if escaping is not None:
-            name = escape_name(name, escaping)
+            name = escape_label_name(name, escaping)
         n = name.encode()
         v = value.encode()
         size = len(n) + len(v) + 4
@@ -100,22 +106,54 @@ def _label_pairs(labels, escaping: str | None) -> bytes:
     return b"".join(out)
 
 
-def _series_labels(series, escaping: str) -> bytes:
-    """The encoded label pairs of a series, kept on it when they are the same in every scheme."""
-    cached = series.pb_labels
+def _cached_labels(obj, labels) -> bytes | bool:
+    """The encoded label pairs of a series or group when they are the same in every scheme
+    (kept on it, ``pb_labels``), else False."""
+    cached = obj.pb_labels
     if cached is None:
-        legacy = all(is_legacy_metric(k) for k, _ in series.key)
-        cached = series.pb_labels = _label_pairs(series.key, None) if legacy else False
+        cached = obj.pb_labels = _label_pairs(labels, None) if legacy_labels(labels) else False
+    return cached
+
+
+def _series_labels(series, escaping: str) -> bytes:
+    cached = _cached_labels(series, series.key)
     if cached is False:
         return _label_pairs(series.key, escaping)
     return cached
 
 
-def _exemplar(ex) -> bytes:
-    out = _label_pairs(ex.labels, None) + b"\x11" + _DOUBLE(ex.value)
+def _exemplar(ex, escaping: str | None = None) -> bytes:
+    labels = ex.labels
+    out = _label_pairs(labels, None if legacy_labels(labels) else escaping) + b"\x11" + _DOUBLE(ex.value)
     if ex.timestamp is not None:
         out += _field(b"\x1a", _timestamp(ex.timestamp))
     return out
+
+
+def _scalar(labels: bytes, prefix: bytes, value: float) -> bytes:
+    """A gauge's (untyped's, info's, stateset's) Metric field: ``prefix`` is its value field's
+    tag and length and the Gauge's value tag (11 bytes with the double)."""
+    n = len(labels) + 11
+    return b"".join((b"\x22", _LEN[n] if n < 0x80 else _varint(n), labels, prefix, _DOUBLE(value)))
+
+
+_counter_tails: dict = {}  # created -> (the Counter field's tag, length and value tag; its tail)
+
+
+def _counter(labels: bytes, value: float, created: float) -> bytes:
+    """A counter's Metric field without exemplar: value and created_timestamp."""
+    parts = _counter_tails.get(created)
+    if parts is None:
+        ts = _timestamp(created)
+        tail = b"\x1a" + _LEN[len(ts)] + ts
+        parts = (b"\x1a" + _LEN[9 + len(tail)] + b"\x09", tail)
+        if len(_counter_tails) > 4096:
+            _counter_tails.clear()
+        _counter_tails[created] = parts
+    head, tail = parts
+    n = len(labels) + len(head) + 8 + len(tail)
+    return b"".join((b"\x22", _LEN[n] if n < 0x80 else _varint(n), labels, head, _DOUBLE(value),
+                     tail))
 
 
 def _count_fields(count: float, int_tag: bytes, float_tag: bytes) -> bytes:
@@ -133,7 +171,7 @@ def _summary(p, created: float) -> bytes:
     return b"".join(out)
 
 
-def _classic(p, created: float | None) -> bytes:
+def _classic(p, created: float | None, escaping: str | None = None) -> bytes:
     count = p.count if p.count is not None else p.buckets[-1][1]
     out = [_count_fields(count, b"\x08", b"\x21"), b"\x11", _DOUBLE(p.sum or 0.0)]
     exemplars = p.bucket_exemplars or {}
@@ -143,7 +181,7 @@ def _classic(p, created: float | None) -> bytes:
         bucket = _count_fields(c, b"\x08", b"\x21") + b"\x11" + _DOUBLE(le)
         ex = exemplars.get(le)
         if ex is not None:
-            bucket += _field(b"\x1a", _exemplar(ex))
+            bucket += _field(b"\x1a", _exemplar(ex, escaping))
         out.append(_field(b"\x1a", bucket))
     if created is not None:
         out.append(_field(b"\x7a", _timestamp(created)))
@@ -190,12 +228,13 @@ def _native(p, created: float | None) -> bytes:
     return b"".join(out)
 
 
-def _metric(type_: str, labels: bytes, p, created: float, value: float | None = None) -> bytes:
+def _metric(type_: str, labels: bytes, p, created: float, value: float | None = None,
+            escaping: str | None = None) -> bytes:
     """The ``metric`` field (tag, length, Metric) of one series. ``value`` overrides the point's
     value (a windowed series, read at scrape time)."""
     if type_ == HISTOGRAM or type_ == GAUGEHISTOGRAM:
         when = created if type_ == HISTOGRAM else None
-        body = _native(p, when) if p.native is not None else _classic(p, when)
+        body = _native(p, when) if p.native is not None else _classic(p, when, escaping)
         inner = _field(b"\x3a", body)
     elif type_ == SUMMARY:
         inner = _field(b"\x22", _summary(p, created))
@@ -204,50 +243,118 @@ def _metric(type_: str, labels: bytes, p, created: float, value: float | None = 
         payload = b"\x09" + _DOUBLE(v)
         if type_ == COUNTER:
             if p.exemplar is not None and value is None:
-                payload += _field(b"\x12", _exemplar(p.exemplar))
+                payload += _field(b"\x12", _exemplar(p.exemplar, escaping))
             payload += _field(b"\x1a", _timestamp(created))
         inner = _field(_VALUE_TAG[type_], payload)
     return _field(b"\x22", labels + inner)
 
 
 def _family_message(out: list, name: str, type_number: int, help_: str, unit: str,
-                    metrics: list, escaping: str) -> None:
-    head = _string(b"\x0a", escape_name(name, escaping))
+                    metrics: list) -> None:
+    """``name`` is the family's exposed name, already escaped."""
+    head = _string(b"\x0a", name)
     if help_:
         head += _string(b"\x12", help_)
     head += b"\x18" + _varint(type_number)
     tail = _string(b"\x2a", unit) if unit else b""
-    out.append(_varint(len(head) + sum(map(len, metrics)) + len(tail)))
+    body = b"".join(metrics)  # one join per family gives its length (no sum over the series)
+    out.append(_varint(len(head) + len(body) + len(tail)))
     out.append(head)
-    out.extend(metrics)
+    out.append(body)
     out.append(tail)
 
 
 def _family_metrics(family, now: float, escaping: str) -> list:
-    """The encoded metrics of one family, from each series' cache where it is fresh."""
+    """The encoded metrics of one family, from each series' cache where it is fresh: ``bytes``
+    the same in every scheme or, for a series with a label name outside the legacy set, a
+    ``dict`` per scheme; the family's ``escaped`` bit 4 says some series holds one, and sends
+    it to ``_escaped_family_metrics`` (the loop below stays that of a legacy store)."""
+    if family.escaped & 4:
+        return _escaped_family_metrics(family, now, escaping)
+    type_ = family.type
+    windowed = family.windowed
+    prefix = _SCALAR_PREFIX.get(type_)
+    counter = type_ == COUNTER
+    metrics: list = []
+    append = metrics.append
+    for series in family.sorted_series():
+        cached = series.pb
+        if cached is not None:
+            append(cached)
+            continue
+        if windowed and series.window is not None:
+            _windowed_metric(metrics, series, type_, now, escaping)
+            continue
+        labels = series.pb_labels
+        if labels is None:
+            labels = _cached_labels(series, series.key)
+        p = series.point
+        if labels is not False:
+            if prefix is not None:
+                out = series.pb = _scalar(labels, prefix, p.value)
+            elif counter and p.exemplar is None:
+                out = series.pb = _counter(labels, p.value, series.created)
+            else:
+                out = _fresh(series, type_, labels, escaping)
+        else:
+            out = _fresh(series, type_, labels, escaping)
+        append(out)
+    return metrics
+
+
+def _windowed_metric(metrics: list, series, type_: str, now: float, escaping: str) -> None:
+    """A windowed series' metric, read at scrape time (never cached)."""
+    value = series.window.read(now)
+    if value is not None:
+        metrics.append(_metric(type_, _series_labels(series, escaping), series.point,
+                               series.created, value, escaping))
+
+
+def _fresh(series, type_: str, labels, escaping: str) -> bytes:
+    """Encode a series whose cache is empty and keep it: ``bytes``, or a ``dict`` per scheme
+    (marking the family) when its label names or its exemplars' are not all legacy."""
+    p = series.point
+    if labels is not False and exemplars_legacy(p):
+        out = series.pb = _metric(type_, labels, p, series.created)
+        return out
+    out = _metric(type_, _series_labels(series, escaping), p, series.created, None, escaping)
+    series.pb = {escaping: out}
+    series.family.escaped |= 4
+    return out
+
+
+def _escaped_family_metrics(family, now: float, escaping: str) -> list:
     type_ = family.type
     windowed = family.windowed
     metrics: list = []
     append = metrics.append
+    per_scheme = 0
     for series in family.sorted_series():
         cached = series.pb
         if cached.__class__ is bytes:
             append(cached)
             continue
         if windowed and series.window is not None:
-            value = series.window.read(now)
-            if value is not None:
-                append(_metric(type_, _series_labels(series, escaping), series.point,
-                               series.created, value))
+            _windowed_metric(metrics, series, type_, now, escaping)
             continue
-        if cached is None or cached[0] != escaping:
-            labels = _series_labels(series, escaping)
-            cached = _metric(type_, labels, series.point, series.created)
-            series.pb = cached if series.pb_labels else (escaping, cached)
-            append(cached)
+        if cached is None:
+            append(_fresh(series, type_, _cached_labels(series, series.key), escaping))
+            cached = series.pb
         else:
-            append(cached[1])
+            out = cached.get(escaping)
+            if out is None:
+                out = cached[escaping] = _metric(type_, _series_labels(series, escaping),
+                                                 series.point, series.created, None, escaping)
+            append(out)
+        if cached.__class__ is dict:
+            per_scheme += 1
+    if not per_scheme:
+        family.escaped &= ~4
     return metrics
+
+
+# a gauge's (untyped's...) value field tag and length (9) and the Gauge's value tag
+_SCALAR_PREFIX = {t: tag + b"\x09\x09" for t, tag in _VALUE_TAG.items() if t != COUNTER}
 
 
 def write_protobuf(store, now: float, escaping: str = "underscores") -> bytes:
@@ -256,26 +363,35 @@ def write_protobuf(store, now: float, escaping: str = "underscores") -> bytes:
         if isinstance(family, str):
             _push_times(out, store, family, escaping)
             continue
+        type_ = family.type
+        base = exposed_base(family.name, type_, escaping)
         metrics = _family_metrics(family, now, escaping)
         if not metrics:
             continue
-        exposed = _text_name(family.name, family.type)
-        number = _TYPE_NUMBER[family.type]
-        if family.type == HISTOGRAM or family.type == GAUGEHISTOGRAM:
+        exposed = _text_name(base, type_)
+        number = _TYPE_NUMBER[type_]
+        if type_ == HISTOGRAM or type_ == GAUGEHISTOGRAM:
             natives = [m for m, s in zip(metrics, family.sorted_series())
                        if s.point.native is not None]
             if natives and len(natives) < len(metrics):
                 classic = [m for m, s in zip(metrics, family.sorted_series())
                            if s.point.native is None]
-                _family_message(out, exposed, number, family.help, family.unit, natives, escaping)
+                _family_message(out, exposed, number, family.help, family.unit, natives)
                 metrics = classic
-        _family_message(out, exposed, number, family.help, family.unit, metrics, escaping)
+        _family_message(out, exposed, number, family.help, family.unit, metrics)
     return b"".join(out)
 
 
 def _push_times(out: list, store, name: str, escaping: str) -> None:
     help_, rows = push_times(store, name)
-    metrics = [_field(b"\x22", _label_pairs(group.labels, escaping)
-                      + _field(b"\x12", b"\x09" + _DOUBLE(value))) for group, value in rows]
+    metrics = []
+    prefix = _SCALAR_PREFIX[GAUGE]
+    for group, value in rows:
+        labels = group.pb_labels
+        if labels.__class__ is not bytes:
+            labels = _cached_labels(group, group.labels)
+            if labels is False:
+                labels = _label_pairs(group.labels, escaping)
+        metrics.append(_scalar(labels, prefix, value))
     if metrics:
-        _family_message(out, name, 1, help_, "", metrics, escaping)
+        _family_message(out, name, 1, help_, "", metrics)

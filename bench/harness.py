@@ -147,7 +147,7 @@ class Bench:
             if (res["foreign_cpu"] or 0) <= FOREIGN_CPU_WARN or self.retries_left <= 0:
                 break
             self.retries_left -= 1
-            discarded.append({k: res[k] for k in ("rps", "p99_ms", "foreign_cpu")})
+            discarded.append({k: res[k] for k in ("rps", "p99_ms", "foreign_cpu", "requests")})
             log(f"  {name}: other processes used {res['foreign_cpu']:.0%} of the CPUs during the run "
                 f"({res['rps']:.1f} req/s); discarded, running it again ({self.retries_left} retries left)")
             self.wait_quiet(10)

@@ -46,6 +46,21 @@ def _status_kb(pid: int, key: str) -> int:
     return 0
 
 
+def _cpu_ticks(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (after the command: state is 0)
+
+
+def cpu_seconds(server: "Server") -> float:
+    """User + system CPU time of a server's process group so far."""
+    pids = _pgid_members(server.proc.pid) or [server.proc.pid]
+    return sum(_cpu_ticks(p) for p in pids) / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     """A process started in its own process group, with its log in a file."""
 

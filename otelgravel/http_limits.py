@@ -16,8 +16,14 @@ A timeout closes the connection (as Go does; the request is not complete, there 
 It watches ``data_received`` and reads two of the handler's attributes (``_request_count``, the
 number of requests whose headers were parsed, and ``_messages``, their queue with each body's
 stream), public in spirit but not in name; ``LimitedServer`` creates these handlers in place of
-``web.Server``'s (it reads ``web.Server``'s ``_loop`` and ``_kwargs``). Everything is in this one
-module so that an aiohttp upgrade has one place to check (tests/reliability pins the behaviour).
+``web.Server``'s (it reads ``web.Server``'s ``_loop`` and ``_kwargs``). ``CountedRequestHandler``
+(the base, and the handler when every limit but ``idle_timeout`` is off) counts the open
+connections and those its idle timer closes by wrapping ``_process_keepalive``. Everything is in
+this one module so that an aiohttp upgrade has one place to check (tests/reliability pins the
+behaviour).
+
+``ConnectionCount`` holds one server's counts as plain integers (open, shed, closed per timeout);
+the service hands it to ``Stats.connections``, which the telemetry and the status API read.
 """
 from __future__ import annotations
 
@@ -34,15 +40,21 @@ log = logging.getLogger("otelgravel.http")
 SHED_LOG_INTERVAL = 10.0
 
 
-class ConnectionCount:
-    """Open connections of one server, and those shed at accept, logged once per interval."""
+TIMEOUTS = ("read_header_timeout", "read_timeout", "idle_timeout")
 
-    def __init__(self, endpoint: str, limit: int):
+
+class ConnectionCount:
+    """Open connections of one server, those shed at accept (logged once per interval) and those
+    each timeout closed, since start. ``server`` names it in the telemetry (the component whose
+    limits apply), ``endpoint`` in the logs."""
+
+    def __init__(self, endpoint: str, limit: int, server: str = ""):
         self.endpoint = endpoint
+        self.server = server
         self.limit = limit
         self.open = 0
-        self.shed = 0          # since start
-        self.timed_out = 0     # closed by read_header_timeout or read_timeout, since start
+        self.shed = 0
+        self.timed_out = dict.fromkeys(TIMEOUTS, 0)
         self._unlogged = 0
         self._log_handle: asyncio.TimerHandle | None = None
 
@@ -70,20 +82,52 @@ class ConnectionCount:
             self._log_handle = None
 
 
-class LimitedRequestHandler(RequestHandler):
+_aiohttp_data_received = RequestHandler.data_received  # called directly: cheaper than super()
+
+
+class CountedRequestHandler(RequestHandler):
+    """aiohttp's connection protocol, counting the open connections and the idle_timeout closes
+    (aiohttp's keep-alive timer, ``_process_keepalive``, closes an idle connection)."""
+
+    __slots__ = ("_count",)
+
+    def __init__(self, manager: "LimitedServer", **kwargs):
+        super().__init__(manager, **kwargs)
+        self._count = manager.count
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._count.open += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._count.open -= 1
+        super().connection_lost(exc)
+
+    def _process_keepalive(self) -> None:
+        closing = self._force_close
+        super()._process_keepalive()
+        if self._force_close and not closing:
+            self._count.timed_out["idle_timeout"] += 1
+
+
+class LimitedRequestHandler(CountedRequestHandler):
     """aiohttp's connection protocol with header and request deadlines and the connection bound.
 
     A request only writes down when its deadline falls (``deadline``, 0 = none); the server's
     sweep (``LimitedServer._sweep``) closes the connections past theirs. A timer per request
     (``call_at`` + ``cancel``) cost about 10% of the push throughput under wrk; a float per
-    request and one sweep per tick cost next to nothing.
+    request and one sweep per tick cost next to nothing (``bench/limits_probe.py`` times it).
     """
+
+    __slots__ = ("_manager", "_limits", "_header_timeout", "_read_timeout", "_shed", "deadline",
+                 "waiting_for", "_request_start", "_body")
 
     def __init__(self, manager: "LimitedServer", **kwargs):
         super().__init__(manager, **kwargs)
         self._manager = manager
-        self._limits = manager.limits
-        self._count = manager.count
+        limits = self._limits = manager.limits
+        self._header_timeout = limits.read_header_timeout or limits.read_timeout
+        self._read_timeout = limits.read_timeout
         self._shed = False
         self.deadline = 0.0          # loop time by which the awaited part must have arrived
         self.waiting_for = ""        # "headers" or "body"
@@ -97,7 +141,6 @@ class LimitedRequestHandler(RequestHandler):
             transport.abort()  # before aiohttp sees it: no handler task, no timers
             count.shed_one(self._loop)
             return
-        count.open += 1
         super().connection_made(transport)
         self._manager.watch(self)
         self._start_request()
@@ -105,45 +148,45 @@ class LimitedRequestHandler(RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._shed:
             return
-        self._count.open -= 1
         self.deadline = 0.0
         self._manager.unwatch(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if not self.deadline and self._body is None and data:
+        body = self._body
+        if not self.deadline and body is None and data:
             self._start_request()  # the first byte of the next request on a kept-alive connection
         before = self._request_count
-        super().data_received(data)
+        _aiohttp_data_received(self, data)
         if self._request_count != before:  # headers complete
             messages = self._messages
             body = messages[-1][1] if messages else None
             if body is not None and not body.is_eof():
                 self._body = body
-                read_timeout = self._limits.read_timeout
+                read_timeout = self._read_timeout
                 self.deadline = self._request_start + read_timeout if read_timeout else 0.0
                 self.waiting_for = "body"
             else:
                 self._body = None
                 self.deadline = 0.0
-        elif self._body is not None and self._body.is_eof():
+        elif body is not None and body.is_eof():
             self._body = None
             self.deadline = 0.0
 
     def _start_request(self) -> None:
         self._request_start = now = self._loop.time()
-        timeout = self._limits.read_header_timeout or self._limits.read_timeout
+        timeout = self._header_timeout
         self.deadline = now + timeout if timeout else 0.0
         self.waiting_for = "headers"
 
     def too_slow(self) -> None:
         part = self.waiting_for
         self.deadline = 0.0
-        self._count.timed_out += 1
+        timeout = ("read_header_timeout" if part == "headers" and self._limits.read_header_timeout
+                   else "read_timeout")
+        self._count.timed_out[timeout] += 1
         log.debug("connection closed: request too slow", extra={"fields": {
-            "endpoint": self._count.endpoint, "waiting_for": part,
-            "timeout": "read_header_timeout" if part == "headers" and self._limits.read_header_timeout
-            else "read_timeout"}})
+            "endpoint": self._count.endpoint, "waiting_for": part, "timeout": timeout}})
         self.force_close()
 
 
@@ -154,11 +197,11 @@ class LimitedServer(web.Server):
     50 ms), so a connection is closed at most that late after its deadline.
     """
 
-    def __init__(self, handler, *, limits: HttpLimits, endpoint: str, **kwargs):
+    def __init__(self, handler, *, limits: HttpLimits, endpoint: str, server: str = "", **kwargs):
         kwargs["keepalive_timeout"] = limits.idle_timeout
         super().__init__(handler, **kwargs)
         self.limits = limits
-        self.count = ConnectionCount(endpoint, limits.max_connections)
+        self.count = ConnectionCount(endpoint, limits.max_connections, server)
         timeouts = [t for t in (limits.read_header_timeout, limits.read_timeout) if t]
         self._tick = min(1.0, max(0.05, min(timeouts) / 10)) if timeouts else 0.0
         self._watched: set[LimitedRequestHandler] = set()
@@ -167,7 +210,8 @@ class LimitedServer(web.Server):
     def __call__(self) -> RequestHandler:
         limits = self.limits
         if not (limits.read_header_timeout or limits.read_timeout or limits.max_connections):
-            return super().__call__()  # every limit off: aiohttp's own handler, as before them
+            # no deadline and no bound: aiohttp's own handler, counted
+            return CountedRequestHandler(self, loop=self._loop, **self._kwargs)
         return LimitedRequestHandler(self, loop=self._loop, **self._kwargs)
 
     def watch(self, handler: LimitedRequestHandler) -> None:

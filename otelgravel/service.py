@@ -56,6 +56,7 @@ class Service:
         self._routes: dict[Endpoint, list] = {}
         self._max_body: dict[Endpoint, int] = {}
         self._limits: dict[Endpoint, HttpLimits] = {}
+        self._limits_of: dict[Endpoint, str] = {}
         self._by_endpoint: dict[Endpoint, list[str]] = {}  # endpoint -> components served there
         self.bound: dict[str, str] = {}  # component -> its URL as bound: the hints in 404s and 400s
         self._runners: list[web.ServerRunner] = []
@@ -107,6 +108,7 @@ class Service:
              limits: HttpLimits | None = None) -> None:
         if limits is not None:  # a shared server: the first that names its limits
             self._limits.setdefault(endpoint, limits)
+            self._limits_of.setdefault(endpoint, component)  # names the server in telemetry
         self._routes.setdefault(endpoint, []).extend(self.security.guard(component, routes, self.stats))
         self._max_body[endpoint] = max(self._max_body.get(endpoint, 0), max_body)
         self._by_endpoint.setdefault(endpoint, []).append(component)
@@ -128,9 +130,11 @@ class Service:
                             self.stats.request_duration if timed else None, elsewhere=self.bound)
             # auto_decompress off: the receivers decode bodies themselves, under the size cap
             limits = self._limits.get(endpoint, HttpLimits())
-            server = LimitedServer(router, limits=limits, endpoint=str(endpoint),
+            name = self._limits_of.get(endpoint, self._by_endpoint[endpoint][0])
+            server = LimitedServer(router, limits=limits, endpoint=str(endpoint), server=name,
                                    request_factory=make_request, access_log=None,
                                    auto_decompress=False)
+            self.stats.connections[name] = server.count
             runner = web.ServerRunner(server, handle_signals=False,
                                       shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
             await runner.setup()

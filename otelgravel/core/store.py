@@ -173,6 +173,33 @@ def _summary_problem(name: str, key: Labels, point: Point) -> InputError | None:
     return None
 
 
+def _histogram_problem(name: str, key: Labels, point: Point) -> InputError | None:
+    """OpenMetrics counts a histogram's observations in integers (its buckets and ``_count``); a
+    native histogram's count is the total of its buckets, as Prometheus validates it, unless its
+    sum is NaN (NaN observations are counted in no bucket)."""
+    native = point.native
+    count = point.count
+    if native is None:
+        counts = [c for _, c in point.buckets]
+        if count is not None:
+            counts.append(count)
+    else:
+        counts = [native.zero_count, *native.positive.values(), *native.negative.values()]
+        buckets = sum(counts)
+        if count is not None:
+            counts.append(count)
+            if count != buckets and point.sum == point.sum:
+                return InputError(f"native histogram {format_series(name, key)} has the count "
+                                  f"{count:g} but {buckets:g} "
+                                  "observations in its buckets (a count above them is only "
+                                  "allowed with a NaN sum)")
+    for c in counts:
+        if c.__class__ is not int and not c.is_integer():
+            return InputError(f"histogram {format_series(name, key)} has the count "
+                              f"{c:g}: OpenMetrics counts observations in integers")
+    return None
+
+
 def _a(word: str) -> str:
     return ("an " if word[0] in "aeiou" else "a ") + word
 
@@ -457,6 +484,7 @@ class Store:
             refused_kinds = _REFUSED_KINDS.get(fam.type, ())
             is_counter = fam.type == COUNTER
             is_summary = fam.type == SUMMARY
+            is_histogram = fam.type == HISTOGRAM or fam.type == GAUGEHISTOGRAM
             seen = set() if len(points) > 1 else None
             keys = []
             found = []
@@ -485,8 +513,9 @@ class Store:
                         mode=point.mode.text, series=format_series(fam.name, key), type=fam.type))
                 if is_counter and not point.value >= 0:  # NaN too
                     raise _negative(fam.name, key, point.value)
-                if is_summary:
-                    problem = _summary_problem(fam.name, key, point)
+                if is_summary or is_histogram:
+                    problem = (_summary_problem if is_summary else _histogram_problem)(
+                        fam.name, key, point)
                     if problem is not None:
                         raise problem
                 keys.append(key)
@@ -509,9 +538,10 @@ class Store:
                 for point, stored in zip(fam.points, found):
                     if not point.value >= 0:  # NaN too
                         raise _negative(fam.name, stored.key, point.value)
-            elif fam.type == SUMMARY:
+            elif fam.type == SUMMARY or fam.type == HISTOGRAM or fam.type == GAUGEHISTOGRAM:
+                check = _summary_problem if fam.type == SUMMARY else _histogram_problem
                 for point, stored in zip(fam.points, found):
-                    problem = _summary_problem(fam.name, stored.key, point)
+                    problem = check(fam.name, stored.key, point)
                     if problem is not None:
                         raise problem
             plan.append((fam, family, None, found))

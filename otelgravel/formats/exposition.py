@@ -153,9 +153,15 @@ def _quantile(q: float) -> str:
 _EXEMPLAR_MAX_CHARS = 128
 
 
+def exemplar_fits(ex) -> bool:
+    """An exemplar whose labels OpenMetrics (and Prometheus' exemplar storage) take: every
+    format leaves out the others, so that they all show the same exemplars."""
+    return sum(len(k) + len(v) for k, v in ex.labels) <= _EXEMPLAR_MAX_CHARS
+
+
 def _exemplar(ex, escaping: str = UNDERSCORES) -> str:
     """An exemplar, or nothing for one whose labels are longer than OpenMetrics allows."""
-    if ex is None or sum(len(k) + len(v) for k, v in ex.labels) > _EXEMPLAR_MAX_CHARS:
+    if ex is None or not exemplar_fits(ex):
         return ""
     ts = "" if ex.timestamp is None else " " + format_value(ex.timestamp)
     labels = ex.labels

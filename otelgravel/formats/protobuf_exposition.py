@@ -15,7 +15,7 @@ count, and spans with deltas (integer counts) or absolute counts (fractional one
 2.x decides per ``MetricFamily`` message, from its first metric, whether the family is native,
 so a family holding both kinds is written as two messages of the same name, native first. A
 native histogram with no observations gets a zero threshold and an empty span so that it still
-reads as native.
+reads as native. Exemplars are those the text formats write (``exemplar_fits``).
 
 Names are escaped per the negotiated scheme (``escaping.py``, label names with
 ``escape_label_name``, exemplars' too); a series whose label names are all legacy-valid (and its
@@ -31,7 +31,8 @@ from struct import Struct
 from .. import nativehist
 from ..model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET, SUMMARY, UNKNOWN)
 from .escaping import escape_label_name, exemplars_legacy, legacy_labels
-from .exposition import _families_with_push_times, _text_name, exposed_base, push_times
+from .exposition import (_families_with_push_times, _text_name, exemplar_fits, exposed_base,
+                         push_times)
 
 _DOUBLE = Struct("<d").pack
 _INF = float("inf")
@@ -180,7 +181,7 @@ def _classic(p, created: float | None, escaping: str | None = None) -> bytes:
             continue
         bucket = _count_fields(c, b"\x08", b"\x21") + b"\x11" + _DOUBLE(le)
         ex = exemplars.get(le)
-        if ex is not None:
+        if ex is not None and exemplar_fits(ex):
             bucket += _field(b"\x1a", _exemplar(ex, escaping))
         out.append(_field(b"\x1a", bucket))
     if created is not None:
@@ -242,7 +243,7 @@ def _metric(type_: str, labels: bytes, p, created: float, value: float | None = 
         v = p.value if value is None else value
         payload = b"\x09" + _DOUBLE(v)
         if type_ == COUNTER:
-            if p.exemplar is not None and value is None:
+            if p.exemplar is not None and value is None and exemplar_fits(p.exemplar):
                 payload += _field(b"\x12", _exemplar(p.exemplar, escaping))
             payload += _field(b"\x1a", _timestamp(created))
         inner = _field(_VALUE_TAG[type_], payload)

@@ -108,6 +108,7 @@ def render(status: dict, groups: list[dict], matched: int, refusals: list[dict],
     for row in status["requests"]:
         counts[row["outcome"]] = counts.get(row["outcome"], 0) + row["count"]
     refused = sum(n for outcome, n in counts.items() if outcome != "accepted")
+    connections = status.get("connections", [])
     max_groups = status["limits"].get("max_groups")
     cards = "".join([
         _card("Series", f"{used:,}", f"of {limit:,} allowed ({used / limit:.1%})", used / limit),
@@ -115,6 +116,9 @@ def render(status: dict, groups: list[dict], matched: int, refusals: list[dict],
               f"of {max_groups:,} allowed" if max_groups else "no group limit",
               status["groups"] / max_groups if max_groups else None),
         _card("Requests accepted", f"{counts.get('accepted', 0):,}", f"{refused:,} refused"),
+        _card("Connections open", f"{sum(c['open'] for c in connections):,}",
+              f"{sum(c['shed'] for c in connections):,} shed, "
+              f"{sum(sum(c['timed_out'].values()) for c in connections):,} timed out"),
         _card("Uptime", escape(_duration(status["uptime_seconds"])),
               f"since {escape(status['start_time'])}"),
     ])

@@ -69,6 +69,9 @@ def status(store, stats, *, version: str, start_time: float, now: float, config:
         "limits": limits,
         "requests": [{"receiver": r, "outcome": o, "count": n}
                      for (r, o), n in sorted(stats.requests.items())],
+        "connections": [{"server": server, "open": c.open, "max_connections": c.limit or None,
+                         "shed": c.shed, "timed_out": dict(c.timed_out)}
+                        for server, c in sorted(stats.connections.items())],
         "config": config,
     }
 

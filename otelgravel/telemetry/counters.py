@@ -109,6 +109,9 @@ class Stats:
         self.state_sync_duration = BucketHistogram(SYNC_BUCKETS, ("backend",))
         self.auth_failures: dict[tuple[str, str], int] = {}
         self.otlp_partial_success = 0  # OTLP exports answered 200 with rejected points
+        # server (the component whose HTTP limits apply) -> its http_limits.ConnectionCount:
+        # ``open``, ``shed``, ``limit`` and ``timed_out`` {timeout key: connections closed}
+        self.connections: dict[str, object] = {}
         self.refusals: deque[Refusal] = deque(maxlen=REFUSALS_KEPT)
 
     # ---- the receivers ---------------------------------------------------------------------

@@ -57,6 +57,15 @@ def _observe(mapping: dict, names: tuple[str, ...]):
     return callback
 
 
+def _per_server(connections: dict, rows):
+    """A callback observing ``rows(count) -> [(value, attributes)]`` of each server's
+    ``ConnectionCount``, with the ``server`` attribute."""
+    def callback(options: CallbackOptions):
+        return [Observation(v, {"server": server, **attrs})
+                for server, count in list(connections.items()) for v, attrs in rows(count)]
+    return callback
+
+
 def _one(read):
     def callback(options: CallbackOptions):
         return [Observation(read())]
@@ -109,6 +118,21 @@ class Telemetry:
                 unit="{series}", description="Series removed by expiry (expire_after, windows).")
         counter("otelgravel.store.expired_groups", [_one(lambda: store.expired_groups)],
                 unit="{group}", description="Empty idle groups removed by expiry.")
+        connections = stats.connections
+        counter("otelgravel.http_server.connections.shed", [_per_server(
+            connections, lambda c: [(c.shed, {})])], unit="{connection}",
+            description="Connections closed at accept because max_connections were open.")
+        counter("otelgravel.http_server.connections.timed_out", [_per_server(
+            connections, lambda c: [(n, {"timeout": t}) for t, n in c.timed_out.items()])],
+            unit="{connection}",
+            description="Connections closed by a timeout: read_header_timeout, read_timeout "
+                        "(the request was incomplete) or idle_timeout (kept alive, unused).")
+        gauge("otelgravel.http_server.active_connections", [_per_server(
+            connections, lambda c: [(c.open, {})])], unit="{connection}",
+            description="Open connections of each HTTP server.")
+        gauge("otelgravel.http_server.connections_limit", [_per_server(
+            connections, lambda c: [(c.limit, {})] if c.limit else [])], unit="{connection}",
+            description="max_connections of each HTTP server (when it has one).")
         counter("otelgravel.exporter.scrapes", [_observe(stats.scrapes, ("format",))],
                 unit="{scrape}", description="Scrapes of the exporter, by format.")
         for name, unit, help_, read in extra_gauges:

@@ -1,15 +1,33 @@
 """Connection floods: idle keep-alive connections and slowloris clients do not stop pushes, and
 each is closed by its own timeout (shortened by config here); connections over max_connections
-are shed at accept and logged once with a count. Loopback only; bounded in count and time."""
+are shed at accept and logged once with a count. Every close is counted in the gateway's own
+telemetry (``otelgravel_http_server_connections_*``), scraped after the flood for exact counts.
+Loopback only; bounded in count and time."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import resource
 import time
 
+from tests.e2e.test_telemetry import samples, value
+
 IDLE = 5000
 SLOW = 50
+SHED = "otelgravel_http_server_connections_shed_total"
+TIMED_OUT = "otelgravel_http_server_connections_timed_out_total"
+ACTIVE = "otelgravel_http_server_active_connections"
+
+
+def connection_counts(gw, server="pushgateway") -> dict:
+    """The telemetry's connection counts of one server, by what closed them."""
+    table = samples(gw)
+    counts = {timeout: value(table, TIMED_OUT, server=server, timeout=timeout)
+              for timeout in ("read_header_timeout", "read_timeout", "idle_timeout")}
+    counts["shed"] = value(table, SHED, server=server)
+    counts["open"] = value(table, ACTIVE, server=server)
+    return counts
 
 
 async def _connect(host, port):
@@ -103,6 +121,10 @@ def test_idle_and_slowloris_floods_do_not_stop_pushes(gateway_factory):
     # before the idle timeout (which would close a connection stuck in its headers too)
     assert 2.5 < min(slow_closed) and max(slow_closed) < 10, (min(slow_closed), max(slow_closed))
     assert gw.push("/metrics/job/after", "after_total 1\n")[0] == 200
+    # every idle connection closed by idle_timeout, every slowloris one by read_header_timeout
+    # (the pushes said Connection: close)
+    assert connection_counts(gw) == {"read_header_timeout": SLOW, "read_timeout": 0,
+                                     "idle_timeout": IDLE, "shed": 0, "open": 0}
 
 
 def test_connections_over_max_connections_are_shed_and_logged(gateway_factory):
@@ -130,3 +152,54 @@ def test_connections_over_max_connections_are_shed_and_logged(gateway_factory):
     assert len(lines) == 1 and "max_connections=100" in lines[0], lines  # once per interval
     total = re.search(r"shed_total=(\d+)", lines[0])
     assert total and int(total.group(1)) >= 1
+    assert connection_counts(gw) == {"read_header_timeout": 0, "read_timeout": 0,
+                                     "idle_timeout": 0, "shed": 50, "open": 0}
+
+
+def test_every_timeout_and_shed_connection_is_counted(gateway_factory):
+    """Each way a connection is closed, a known number of times, in the telemetry and the status
+    API: over max_connections (shed at accept), silent or stuck in its headers
+    (read_header_timeout), stuck in its body (read_timeout), kept alive and unused
+    (idle_timeout)."""
+    gw = gateway_factory(["receivers.pushgateway.max_connections=20",
+                          "receivers.pushgateway.read_header_timeout=1s",
+                          "receivers.pushgateway.read_timeout=2s",
+                          "receivers.pushgateway.idle_timeout=4s"])  # after the others
+    host, port = gw.url[len("http://"):].rsplit(":", 1)
+
+    async def closed(reader) -> None:
+        while await asyncio.wait_for(reader.read(1024), 30):
+            pass
+
+    async def flood():
+        silent = [await _connect(host, port) for _ in range(20)]
+        over = [await _connect(host, port) for _ in range(5)]
+        await asyncio.gather(*(closed(r) for r, _ in over))           # shed at once
+        await asyncio.gather(*(closed(r) for r, _ in silent))         # read_header_timeout
+        stuck = []
+        for i in range(5):
+            reader, writer = await _connect(host, port)
+            if i < 3:  # part of the headers
+                writer.write(b"PUT /metrics/job/x HTTP/1.1\r\nHost: x\r\nX-A: ")
+            else:      # the headers and part of the body
+                writer.write(b"PUT /metrics/job/x HTTP/1.1\r\nHost: x\r\n"
+                             b"Content-Length: 100\r\n\r\nx_total 1\n")
+            stuck.append((reader, writer))
+        idle = [await _keepalive(host, port) for _ in range(4)]           # idle_timeout
+        await asyncio.gather(*(closed(r) for r, _ in stuck), *(closed(r) for r, _, _ in idle))
+        for _, writer in silent + over + stuck:
+            writer.close()
+        for _, writer, _ in idle:
+            writer.close()
+
+    asyncio.run(flood())
+    want = {"read_header_timeout": 23, "read_timeout": 2, "idle_timeout": 4, "shed": 5}
+    assert connection_counts(gw) == {**want, "open": 0}
+    status, body, _ = gw.request("GET", "/api/v1/status", base=gw.scrape_url)
+    assert status == 200
+    rows = {row["server"]: row for row in json.loads(body)["data"]["connections"]}
+    # (the test's exporter shares the push server: the status request is the one open connection)
+    assert rows["pushgateway"] == {"server": "pushgateway", "open": 1, "max_connections": 20,
+                                   "shed": 5, "timed_out": {"read_header_timeout": 23,
+                                                            "read_timeout": 2, "idle_timeout": 4}}
+    assert rows["telemetry"]["max_connections"] == 10000

@@ -1,7 +1,10 @@
 """Fuzzing each receiver from valid seeds: mutations, truncations, random bytes, under each
 Content-Type and Content-Encoding. No answer is a 5xx; a refused request leaves the scrape
-byte-identical; every scrape after an accepted one parses with both prometheus_client parsers.
-Bounded: a fixed random seed and a fixed number of requests per seed, on loopback."""
+byte-identical; every scrape after an accepted one parses with both prometheus_client parsers
+(text 0.0.4, OpenMetrics, text 1.0.0) and its PrometheusProto form passes the strict checks of
+``strict_scrape`` (names per escaping scheme, each in turn; types; buckets; native histogram
+spans and counts; created timestamps). Bounded: a fixed random seed and a fixed number of
+requests per seed, on loopback."""
 from __future__ import annotations
 
 import gzip
@@ -12,12 +15,13 @@ import zlib
 
 import pytest
 from google.protobuf.internal.encoder import _VarintBytes
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
-from prometheus_client.parser import text_string_to_metric_families as parse_text
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 
 from otelgravel.formats.prom_protobuf import MetricFamily
 from tests.e2e.conftest import OM_ACCEPT
-from tests.e2e.test_otlp_http import sample_request, to_otlp_json
+from tests.e2e.test_otlp_http import NOW_NS, resource_metrics, sample_request, to_otlp_json
+from tests.reliability.strict_scrape import ESCAPINGS, check_every_format
 
 PER_SEED = 120
 TEXT = b"""# HELP http_requests_total Requests.
@@ -73,7 +77,63 @@ def _protobuf() -> bytes:
             "sample_count": 4, "sample_sum": 2, "quantile": [{"quantile": 0.5, "value": 0.3}]}}]),
         MetricFamily(name="go_temp", type=1, metric=[{"gauge": {"value": 20}}]),
     ]
+    return _delimited(families)
+
+
+def _delimited(families) -> bytes:
     return b"".join(_VarintBytes(m.ByteSize()) + m.SerializeToString() for m in families)
+
+
+def _native_protobuf() -> bytes:
+    """client_golang's native histograms: integer deltas, float counts, an empty one, and a
+    family of one native and one classic series."""
+    span = {"offset": -2, "length": 2}
+    return _delimited([
+        MetricFamily(name="go_native_seconds", type=4, metric=[
+            {"label": [{"name": "route", "value": "a"}], "histogram": {
+                "sample_count": 6, "sample_sum": 3.5, "schema": 3, "zero_threshold": 1e-128,
+                "zero_count": 1, "positive_span": [span, {"offset": 1, "length": 1}],
+                "positive_delta": [1, 1, -1], "negative_span": [{"offset": 0, "length": 1}],
+                "negative_delta": [1]}},
+            {"label": [{"name": "route", "value": "b"}], "histogram": {
+                "sample_count_float": 2.5, "sample_sum": 1.25, "schema": 0, "zero_threshold": 0.001,
+                "zero_count_float": 0.5, "positive_span": [span], "positive_count": [1.5, 0.5]}},
+            {"label": [{"name": "route", "value": "c"}], "histogram": {
+                "schema": 1, "zero_threshold": 1e-128, "positive_span": [{"offset": 0, "length": 0}]}},
+            {"label": [{"name": "route", "value": "d"}], "histogram": {
+                "sample_count": 2, "sample_sum": 1, "bucket": [
+                    {"upper_bound": 0.5, "cumulative_count": 1}, {"upper_bound": 1, "cumulative_count": 2}]}},
+        ]),
+        MetricFamily(name="go_gauge_native", type=5, metric=[{"histogram": {
+            "sample_count": 3, "sample_sum": -1, "schema": -1, "zero_threshold": 0.5,
+            "negative_span": [{"offset": 1, "length": 2}], "negative_delta": [2, -1]}}]),
+    ])
+
+
+# UTF-8 names (SPEC 10): refused until the parsers take them, then written per escaping scheme
+UTF8_TEXT = ('# TYPE "http.server.duration" counter\n'
+             '{"http.server.duration", "url.scheme"="https", "ü"="x"} 3\n'
+             '{"my.gauge"} 1.5\n').encode()
+
+
+def _utf8_protobuf() -> bytes:
+    return _delimited([MetricFamily(name="go.utf8.seconds_total", type=0, metric=[
+        {"label": [{"name": "url.scheme", "value": "https"}], "counter": {"value": 2}}])])
+
+
+def _exponential_otlp(temporality: int) -> bytes:
+    """OTLP exponential histograms: positive and negative buckets, a zero bucket, a negative
+    offset, min/max; a second point of the same series at a finer scale (merged, downscaled)."""
+    buckets = pb.ExponentialHistogramDataPoint.Buckets
+    points = [pb.ExponentialHistogramDataPoint(
+        time_unix_nano=NOW_NS, start_time_unix_nano=NOW_NS - 10**9, count=9, sum=12.5, scale=scale,
+        zero_count=1, zero_threshold=0.001, min=-2.0, max=8.0,
+        positive=buckets(offset=-3, bucket_counts=[1, 0, 3, 2]),
+        negative=buckets(offset=1, bucket_counts=[1, 1])) for scale in (2, 5)]
+    metric = pb.Metric(name="request.size", unit="By", exponential_histogram=pb.ExponentialHistogram(
+        aggregation_temporality=temporality, data_points=points))
+    return ExportMetricsServiceRequest(
+        resource_metrics=[resource_metrics("fuzz-exp", metric)]).SerializeToString()
 
 
 PROTO_CT = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
@@ -81,10 +141,13 @@ PROTO_CT = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFa
 SEEDS = {
     "pushgateway": ([(TEXT, "text/plain; version=0.0.4"), (TEXT, None),
                      (OPENMETRICS, "application/openmetrics-text; version=1.0.0"),
-                     (_protobuf(), PROTO_CT)],
+                     (_protobuf(), PROTO_CT), (_native_protobuf(), PROTO_CT),
+                     (UTF8_TEXT, "text/plain; version=1.0.0"), (_utf8_protobuf(), PROTO_CT)],
                     ["application/x-what", "application/openmetrics-text", PROTO_CT, "text/plain"]),
     "otlp": ([(sample_request("fuzz").SerializeToString(), "application/x-protobuf"),
-              (to_otlp_json(sample_request("fuzz-json")), "application/json")],
+              (to_otlp_json(sample_request("fuzz-json")), "application/json"),
+              (_exponential_otlp(1), "application/x-protobuf"),
+              (_exponential_otlp(2), "application/x-protobuf")],
              ["application/json", "application/x-protobuf", "text/plain"]),
 }
 # Tokens that once broke something, or that parsers treat specially.
@@ -170,17 +233,21 @@ def test_fuzzed_requests_never_5xx_and_refusals_change_nothing(gateway_factory, 
     seeds, other_types = SEEDS[receiver]
     rng = random.Random(f"otelgravel-fuzz-{receiver}")
 
-    def scrapes() -> tuple[bytes, bytes]:
-        text = scrape.request("GET", "/metrics", headers={"Accept": "text/plain"})
-        om = scrape.request("GET", "/metrics", headers={"Accept": OM_ACCEPT})
-        assert text[0] == om[0] == 200
-        list(parse_text(text[1].decode()))
-        list(parse_om(om[1].decode()))  # strict: raises on anything OpenMetrics forbids
-        return text[1], om[1]
+    def get(accept: str) -> tuple[int, bytes]:
+        return scrape.request("GET", "/metrics", headers={"Accept": accept})
 
+    def scrapes() -> tuple[bytes, bytes]:
+        """After an accepted push: every format checked, the protobuf and text 1.0.0 ones in
+        each escaping in turn; the text and OpenMetrics bodies returned."""
+        return check_every_format(get, ESCAPINGS[n % len(ESCAPINGS)])[:2]
+
+    def unchanged() -> tuple[bytes, bytes]:
+        """After a refusal: the text and OpenMetrics bodies (the store must be as it was)."""
+        return get("text/plain")[1], get(OM_ACCEPT)[1]
+
+    n = 0
     last = scrapes()
     statuses: dict[int, int] = {}
-    n = 0
     for body, content_type in seeds:
         for i in range(PER_SEED):
             n += 1
@@ -197,7 +264,7 @@ def test_fuzzed_requests_never_5xx_and_refusals_change_nothing(gateway_factory, 
             statuses[status] = statuses.get(status, 0) + 1
             assert status < 500, (status, answer, headers, mutated[:300], gw.log[-1:])
             if status >= 400:
-                assert scrapes() == last, ("a refused request changed the store", status, answer,
+                assert unchanged() == last, ("a refused request changed the store", status, answer,
                                            headers, mutated[:300])
             else:
                 last = scrapes()

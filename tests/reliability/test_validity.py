@@ -1,7 +1,9 @@
-"""One validity rule: whatever the gateway accepts, it can write in every format it offers, and
-both prometheus_client parsers (strict in places) read every scrape. Per case the gateway either
-refuses the push with a 400 saying why, or writes a form both parsers accept (README,
-compatibility notes): (case, receiver, body, status, message fragment, OpenMetrics check)."""
+"""One validity rule: whatever the gateway accepts, it can write in every format it offers: both
+prometheus_client parsers (strict in places) read the text 0.0.4, text 1.0.0 and OpenMetrics
+scrapes, and the PrometheusProto scrape passes ``strict_scrape`` in every escaping scheme. Per
+case the gateway either refuses the push with a 400 saying why, or writes a form every parser
+accepts (README, compatibility notes): (case, receiver, body, status, message fragment,
+OpenMetrics check)."""
 from __future__ import annotations
 
 import pytest
@@ -12,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from tests.e2e.conftest import OM_ACCEPT
 from tests.e2e.test_otlp_http import NOW_NS, SPAN_ID, TRACE_ID, resource_metrics
+from tests.reliability.strict_scrape import ESCAPINGS, check_every_format
 
 PROTOBUF = ("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
             "encoding=delimited")
@@ -38,6 +41,16 @@ def _counter_with_long_exemplar() -> bytes:
     family = MetricFamily(name="orders_total", type=0, metric=[{"counter": {"value": 2, "exemplar": {
         "label": [{"name": "trace_id", "value": "t" * 64}, {"name": "user", "value": "u" * 64}],
         "value": 1}}}])
+    return _VarintBytes(family.ByteSize()) + family.SerializeToString()
+
+
+def _native_count_above_buckets() -> bytes:
+    from google.protobuf.internal.encoder import _VarintBytes
+
+    from otelgravel.formats.prom_protobuf import MetricFamily
+    family = MetricFamily(name="native_seconds", type=4, metric=[{"histogram": {
+        "sample_count": 5, "sample_sum": 1.5, "schema": 0, "zero_threshold": 0.001,
+        "zero_count": 1, "positive_span": [{"offset": 0, "length": 1}], "positive_delta": [2]}}])
     return _VarintBytes(family.ByteSize()) + family.SerializeToString()
 
 
@@ -68,6 +81,11 @@ CASES = [
                  id="exemplar labels over 128 characters"),
     pytest.param("otlp", _gauge_with_exemplar(), 200, None, ("room_temp", "no exemplar"),
                  id="exemplar on a gauge"),
+    pytest.param("text", '# TYPE h histogram\nh_bucket{le="1"} 0.5\nh_bucket{le="+Inf"} 2.5\n'
+                 "h_count 2.5\nh_sum 1\n", 400, "OpenMetrics counts observations in integers", None,
+                 id="histogram with fractional counts"),
+    pytest.param("protobuf", _native_count_above_buckets(), 400, "count 5 but 3 observations", None,
+                 id="native histogram count above its buckets (Prometheus refuses the sample)"),
 ]
 
 
@@ -89,6 +107,9 @@ def test_everything_accepted_scrapes_valid_in_both_formats(gateway, receiver, bo
         assert fragment in answer.decode(), answer
     text = list(parse_text(gateway.scrape("text/plain")))
     om = list(parse_om(gateway.scrape(OM_ACCEPT)))  # raises on anything OpenMetrics forbids
+    for escaping in ESCAPINGS:  # text 1.0.0 and PrometheusProto, strictly
+        check_every_format(lambda accept: gateway.request(
+            "GET", "/metrics", headers={"Accept": accept}, base=gateway.scrape_url)[:2], escaping)
     if check is None:
         assert gateway.scrape("text/plain") == gateway.scrape("text/plain")
         return

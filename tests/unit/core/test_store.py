@@ -4,8 +4,8 @@ import pytest
 from otelgravel.clearmode import parse_clear_mode
 from otelgravel.core.store import Store
 from otelgravel.errors import ConflictError, InputError, LimitError
-from otelgravel.model import (COUNTER, FAMILY, GAUGE, HISTOGRAM, INF, INFO, REPLACE, STATESET, SUM, SUMMARY,
-                              Batch, Family, Point)
+from otelgravel.model import (COUNTER, FAMILY, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INF, INFO, REPLACE,
+                              STATESET, SUM, SUMMARY, Batch, Family, NativeHistogram, Point)
 
 G1 = (("job", "fn"),)
 G2 = (("instance", "b"), ("job", "fn"))
@@ -100,6 +100,16 @@ def test_summary_adds_sum_and_count_and_keeps_latest_quantiles():
      InputError, "appears twice"),
     ([counter("ok", 1), gauge("m", 1, mode=parse_clear_mode("mean5m")), hist("h", [(INF, 1)], 1, mode=parse_clear_mode("max1m"))],
      InputError, "windowed modes apply to single values"),
+    # OpenMetrics counts observations in integers; Prometheus validates a native histogram's count
+    ([hist("h", [(1.0, 0.5), (INF, 1.5)], 1.5)], InputError, "count 0.5: OpenMetrics counts"),
+    ([Family("g", GAUGEHISTOGRAM, points=[Point((), SUM, buckets=[(INF, 2)], sum=1, count=2.5)])],
+     InputError, "count 2.5"),
+    ([Family("n", HISTOGRAM, points=[Point((), SUM, native=NativeHistogram(0, 0.001, 0.5, {1: 1.5}),
+                                           sum=1, count=2.0)])], InputError, "count 0.5"),
+    ([Family("n", HISTOGRAM, points=[Point((), SUM, native=NativeHistogram(0, 0.001, 1, {1: 1}),
+                                           sum=1, count=3)])], InputError, "count 3 but 2 observations"),
+    ([Family("n", HISTOGRAM, points=[Point((), SUM, native=NativeHistogram(0, 0.001, 1, {1: 1}),
+                                           sum=float("nan"), count=3)])], None, None),
 ])
 def test_a_refused_push_changes_nothing(second, error, fragment):
     store = Store()

@@ -115,20 +115,6 @@ def test_native_histograms_as_spans_and_deltas():
     assert e.zero_threshold > 0 and [(s.offset, s.length) for s in e.positive_span] == [(0, 0)]
 
 
-def test_fractional_counts_use_the_float_fields():
-    store = Store()
-    store.apply([Family("n", HISTOGRAM, points=[
-        Point((), SUM, native=native(zc=0.5, pos={1: 1.5}), sum=1, count=2.0)]),
-        Family("c", HISTOGRAM, points=[Point((), SUM, buckets=[(1.0, 0.5), (INF, 1.5)], sum=1,
-                                             count=1.5)])], G, 50)
-    fams = {f.name: f for f in decode(write_protobuf(store, now=60))}
-    m = fams["n"].metric[0].histogram
-    assert m.sample_count_float == 2.0 and m.zero_count_float == 0.5
-    assert list(m.positive_count) == [1.5] and not m.positive_delta
-    c = fams["c"].metric[0].histogram
-    assert c.sample_count_float == 1.5 and c.bucket[0].cumulative_count_float == 0.5
-
-
 def test_a_family_of_both_kinds_is_two_messages_native_first():
     store = Store()
     store.apply([Family("mixed", HISTOGRAM, points=[

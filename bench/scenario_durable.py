@@ -6,8 +6,8 @@ on a fresh directory), filled with the same groups, measured with the same wrk p
 rotating order, repetition after repetition, so that load from other processes spreads over all
 three. Targets (issue 11): interval >= 90% of memory-only, always >= 50%. Beside wrk's ratio
 (noisy: about +-15% on a shared machine), two figures with less noise: each gateway's own CPU per
-push over its wrk runs (from /proc), and ``durable_submit.py``'s in-process µs per push of the
-submit path alone (memory, interval, always; alternating rounds).
+push over its wrk runs (``compare.alternate``'s ``cpu``), and ``durable_submit.py``'s in-process
+µs per push of the submit path alone (memory, interval, always; alternating rounds).
 
 Restart: ``durable_state.py`` builds a directory with ``--durable-series`` series in a snapshot
 and a log of ``--durable-pushes`` pushes after it (default 1,000,000 and 100,000; quick 100,000
@@ -27,7 +27,7 @@ from typing import Any
 from common import BENCH_DIR, HOST, REPO_DIR, log
 from compare import alternate
 from loadgen import fill
-from servers import Server, cpu_seconds, free_port, otelgravel_argv
+from servers import Server, free_port, otelgravel_argv
 
 NAME = "durable"
 INITIAL = None
@@ -82,13 +82,8 @@ def _pushes(bench, out: dict) -> None:
         if info["contiguous_to"] < GROUPS:
             bench.note(f"durable {mode}: filled only {info['contiguous_to']} groups")
         servers[mode] = server
-    cpu0 = {mode: cpu_seconds(server.proc.pid) for mode, server in servers.items()}
-    out["push"] = alternate(bench, servers, "durable", GROUPS)
+    out["push"] = alternate(bench, servers, "durable", GROUPS, cpu=True)
     base = out["push"]["memory"]["rps"]
-    for mode, server in servers.items():  # the gateways idle between their own runs
-        requests = sum(r["requests"] for r in out["push"][mode]["runs"])
-        used = cpu_seconds(server.proc.pid) - cpu0[mode]
-        out["push"][mode]["cpu_us_per_push"] = round(used / requests * 1e6, 1) if requests else None
     for mode in ("interval", "always"):
         rps = out["push"][mode]["rps"]
         out["push"][mode]["vs_memory"] = round(rps / base, 3) if base and rps else None
@@ -153,13 +148,13 @@ def markdown(result: dict) -> str:
         s = submit.get(mode)
         inproc = f"{s['us_per_push']} ({s['cpu_us_per_push']})" if s else ""
         lines.append(f"| {mode} | {r['rps']:.0f} ({spread}) | {r['p99_ms']:.1f} | "
-                     f"{r.get('vs_memory', '')} | {targets[mode]} | {r.get('cpu_us_per_push', '')} "
+                     f"{r.get('vs_memory', '')} | {targets[mode]} | {r.get('cpu_us', '')} "
                      f"| {inproc} |")
     if submit:
         lines += ["", f"In process (`durable_submit.py`, {submit['pushes']} pushes x "
                   f"{submit['rounds']} alternating rounds, {submit['concurrency']} at a time, "
                   "medians): the log adds " + ", ".join(
-                      f"{submit[m]['log_us_per_push']} µs a push with `sync: {m}`"
+                      f"{submit[m]['log_cpu_us_per_push']} µs of CPU a push with `sync: {m}`"
                       for m in ("interval", "always")) + " to the submit path."]
     rs = d.get("restart")
     if rs:

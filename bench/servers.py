@@ -152,16 +152,6 @@ def pushgateway_argv(bin_: str, port: int, extra: list[str]) -> list[str]:
     return [bin_, f"--web.listen-address={HOST}:{port}", "--persistence.file=", *extra]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (0.0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return 0.0
-
-
 def otelgravel_argv(port: int, otlp_port: int) -> list[str]:
     return [
         sys.executable, "-m", "otelgravel",

@@ -194,8 +194,8 @@ def _classic_buckets(p: Point) -> list:
 
 def _bucket_lines(name: str, labels: str, p: Point, exemplars: dict, br=_braces,
                   escaping: str = UNDERSCORES) -> list[str]:
-    return [f"{name}_bucket{br(labels, _le(le))} {format_value(c)}{_exemplar(exemplars.get(le), escaping)}\n"
-            for le, c in _classic_buckets(p)]
+    return [f"{name}_bucket{br(labels, _le(le))} {format_value(c)}"
+            f"{_exemplar(exemplars.get(le), escaping)}\n" for le, c in _classic_buckets(p)]
 
 
 def _quantile_lines(name: str, labels: str, p: Point, br=_braces) -> list[str]:

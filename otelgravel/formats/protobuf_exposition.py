@@ -125,7 +125,8 @@ def _series_labels(series, escaping: str) -> bytes:
 
 def _exemplar(ex, escaping: str | None = None) -> bytes:
     labels = ex.labels
-    out = _label_pairs(labels, None if legacy_labels(labels) else escaping) + b"\x11" + _DOUBLE(ex.value)
+    out = (_label_pairs(labels, None if legacy_labels(labels) else escaping)
+           + b"\x11" + _DOUBLE(ex.value))
     if ex.timestamp is not None:
         out += _field(b"\x1a", _timestamp(ex.timestamp))
     return out

@@ -222,3 +222,37 @@ def test_a_large_mixed_family_spans_frames_and_comes_back_exactly():
     a = again.get("big", key).key[1]
     b = again.get("big", (("instance", "5"), ("job", "big"), ("k", "102"))).key[1]
     assert a is b
+
+
+def _with_column(f: bytes, name: str, values: list) -> bytes:
+    """The frame ``f`` with its binary column ``name`` replaced by u32 ``values``."""
+    from array import array
+    size = int.from_bytes(f[12:16], "little")
+    doc = json.loads(f[16:16 + size])
+    at, parts = 16 + size, []
+    for col, code, count in doc["b"]:
+        width = 8 if code == "d" else 4
+        data = f[at:at + count * width]
+        at += count * width
+        if col == name:
+            data = array("I", values).tobytes()
+        parts.append(data)
+    text = json.dumps(doc).encode()
+    return frame(len(text).to_bytes(4, "little") + text + b"".join(parts))
+
+
+@pytest.mark.parametrize("column, values, reason", [
+    ("g", [10**6], "a series of group 1000000, of 3 groups"),  # a group that is not there
+    ("k", [10**6] * 2, "IndexError"),                           # a label pair that is not there
+])
+def test_an_index_out_of_the_tables_is_damage(column, values, reason):
+    store = Store()
+    GravelProcessor(store).push(GROUP, parse_prom_text(b"# TYPE c counter\nc{a=\"1\"} 2\n"), 1.0)
+    GravelProcessor(store).push((("job", "b"),), parse_prom_text(b"# TYPE d counter\nd 1\n"), 1.0)
+    GravelProcessor(store).push((("job", "c"),), parse_prom_text(b"# TYPE d counter\nd 1\n"), 1.0)
+    fs = _frames(store, None)
+    family = next(i for i, f in enumerate(fs) if b'"t":"family"' in _json(f))
+    decode_snapshot(b"".join(fs), "snap")
+    fs[family] = _with_column(fs[family], column, values)
+    with pytest.raises(DamagedFile, match=reason):
+        decode_snapshot(b"".join(fs), "snap")

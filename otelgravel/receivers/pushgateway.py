@@ -125,5 +125,6 @@ class PushgatewayReceiver:
 
     async def ready(self, request: web.Request) -> web.Response:
         if not self.state.ready:
-            return web.Response(status=503, text="state not restored yet\n")
+            problem = getattr(self.state, "problem", "")  # e.g. Redis refusing the credentials
+            return web.Response(status=503, text=f"state not restored yet{': ' + problem if problem else ''}\n")
         return web.Response(text="OK\n")

@@ -16,7 +16,9 @@ How a push goes (the keys and the one-partition choice are in ``redis_log.py``):
 - Unavailable: a failed pipeline (Redis down, a failover under way, WAIT not confirmed) answers
   503 with Retry-After and marks the backend unavailable; until the reader reads again (it retries
   every ``RETRY_SECONDS`` and follows a failover), pushes get 503 at once, scrapes go on from the
-  last state. Nothing has to restart.
+  last state. Nothing has to restart. When Redis refuses the gateway's settings (credentials,
+  ACL, TLS trust), the log says so at error level, once per distinct refusal, naming the config
+  key; ``problem`` carries the short form to ``/-/ready``'s 503 and the pushes' 503.
 - Snapshots: every ``snapshot_interval`` a replica that takes the lock key writes the state at
   its applied position (the file backend's codec) and trims the stream behind the snapshot
   before it (``RedisLog.store_snapshot``). A replica whose position is behind the trim point
@@ -34,7 +36,7 @@ from ..errors import GravelError, StateUnavailable
 from .applier import Applier
 from .backend import StateBackend
 from .record import Record, RecordError, decode_record, encode_record
-from .redis_log import RedisLog, RedisUnavailable
+from .redis_log import RedisLog, RedisMisconfigured, RedisUnavailable
 from .snapshot import decode_snapshot, encode_snapshot
 
 
@@ -52,6 +54,7 @@ def _decode(applier: Applier, data: bytes) -> None:
 log = logging.getLogger("otelgravel.state.redis")
 
 RETRY_SECONDS = 0.2
+REFUSED_RETRY_SECONDS = 1.0   # a refused AUTH or certificate: no need to knock five times a second
 APPLY_TIMEOUT = 10.0   # an appended record not applied by then (the reader lost Redis): 503
 SNAPSHOT_LOCK_SECONDS = 60.0
 
@@ -79,6 +82,8 @@ class RedisBackend(StateBackend):
         self._reader: asyncio.Task | None = None
         self._snapshotter: asyncio.Task | None = None
         self.applied = 0
+        self.problem = ""                 # why Redis refuses us, for /-/ready ("" when it does not)
+        self._why = "Redis cannot be reached"   # the last failure, for pushes while unavailable
 
     @property
     def ready(self) -> bool:
@@ -116,9 +121,10 @@ class RedisBackend(StateBackend):
 
     async def submit(self, record: Record):
         if not self._ready:
-            raise StateUnavailable("this replica is still reading the state from Redis")
+            raise StateUnavailable("this replica is still reading the state from Redis"
+                                   + (f" ({self.problem})" if self.problem else ""))
         if not self._available:
-            raise StateUnavailable("Redis cannot be reached")
+            raise StateUnavailable(self.problem or self._why)
         self._seq += 1
         seq = self._seq
         done = asyncio.get_running_loop().create_future()
@@ -130,38 +136,56 @@ class RedisBackend(StateBackend):
             # like any replica's record: a 503 means "not known to be stored", see the README.)
             self._pending.pop(seq, None)
             self._available = False
-            raise StateUnavailable(f"Redis: {exc}") from None
+            self._why = f"Redis: {exc}"
+            raise StateUnavailable(self._why) from None
+        # one timer, not wait_for + shield (three futures and a task per push)
+        timer = asyncio.get_running_loop().call_later(APPLY_TIMEOUT, self._not_applied, seq)
         try:
-            return await asyncio.wait_for(asyncio.shield(done), APPLY_TIMEOUT)
-        except asyncio.TimeoutError:
-            self._pending.pop(seq, None)
-            raise StateUnavailable("stored in Redis, not applied here yet (the reader lost "
-                                   "Redis); it will be") from None
+            return await done
+        finally:
+            timer.cancel()
+
+    def _not_applied(self, seq: int) -> None:
+        waiter = self._pending.pop(seq, None)
+        if waiter is not None and not waiter[1].done():
+            waiter[1].set_exception(StateUnavailable(
+                "stored in Redis, not applied here yet (the reader lost Redis); it will be"))
 
     # -- the reader -------------------------------------------------------------------------------
 
     async def _read_forever(self) -> None:
+        refused = ""
         while True:
+            pause = RETRY_SECONDS
             try:
                 if not self._ready:
                     await self._restore()
                 else:
                     await self._check_position()
                 self._available = True
+                self.problem = refused = ""
                 while True:
                     entries = await self.log.read(self.position)
                     self._available = True
                     self._apply_entries(entries)
+            except RedisMisconfigured as exc:
+                if str(exc) != refused:
+                    log.error("redis refused the configuration", extra={"fields": {"error": exc}})
+                refused, self.problem = str(exc), exc.hint
+                self._available = False
+                pause = REFUSED_RETRY_SECONDS
             except RedisUnavailable as exc:
-                if self._available or not self._ready:
-                    log.warning("redis unavailable", extra={"fields": {"error": exc}})
+                self.problem = refused = ""
+                if self._available or self._why != f"Redis cannot be reached ({exc})":
+                    log.warning("redis unavailable", extra={"fields": {"error": exc}})  # once
+                self._why = f"Redis cannot be reached ({exc})"
                 self._available = False
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug must not stop the reader for good; say it, then go on
                 log.exception("redis reader failed")
                 self._available = False
-            await asyncio.sleep(RETRY_SECONDS)
+            await asyncio.sleep(pause)
 
     def _apply_entries(self, entries) -> None:
         apply = self._apply

@@ -33,6 +33,13 @@ nodes have the records, which is what makes an acknowledged push survive the dea
 (Redis replication is otherwise asynchronous); it is in the same round trip, the latency of the
 replica's acknowledgement is the cost. The XADD is never retried by the client: an XADD whose
 answer was lost may have been appended, and a retry would add it twice.
+
+Refusals: Redis reached but refusing this gateway's settings (WRONGPASS/NOAUTH, NOPERM, a server
+certificate the configured CA did not sign) raise ``RedisMisconfigured``, whose message names the
+config key to fix (``processors::gravel::storage::redis::password: ...``); like any unavailability
+it answers pushes 503 and keeps ``/-/ready`` at 503, and it is retried (the fix may be on Redis'
+side, e.g. ``ACL SETUSER``). Any other error reply to an append (OOM, ...) fails that batch's
+pushes with 503: never a push left waiting.
 """
 from __future__ import annotations
 
@@ -44,6 +51,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
+from redis.exceptions import AuthenticationError, NoPermissionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -51,9 +59,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 log = logging.getLogger("otelgravel.state.redis")
 
 CONNECT_TIMEOUT = 0.5   # a push gets its 503 within a second when Redis is unreachable
-COMMAND_TIMEOUT = 2.0
+# A reply's deadline is a timer on the event loop, and a scrape of a large state holds the loop
+# for seconds (a cold scrape of 260,000 series: 0.3-3 s): with 2 s, replies already in the socket
+# timed out after such a scrape, the replica dropped its connections and answered pushes 503
+# (pushes that were in the log: duplicates when retried). A stopped Redis closes or refuses the
+# connection, which fails at once; only a silent one (a partition) waits for this.
+COMMAND_TIMEOUT = 10.0
 READ_BLOCK_MS = 500
 READ_COUNT = 2000
+
+KEY = "processors::gravel::storage::redis"   # where the settings are, for the messages
 
 _REDIRECTS = ("MOVED", "ASK", "CLUSTERDOWN", "READONLY", "TRYAGAIN", "LOADING", "MASTERDOWN")
 
@@ -62,10 +77,24 @@ class RedisUnavailable(Exception):
     """Redis could not be reached, or could not confirm the write; the push is not stored."""
 
 
+class RedisMisconfigured(RedisUnavailable):
+    """Redis answered and refused this gateway's credentials, permissions or TLS trust. The
+    message names the config key and the node; ``hint`` is the short form for ``/-/ready``."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
+
+
 def _transient(exc: Exception) -> bool:
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
         return True
     return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in _REDIRECTS
+
+
+def _pack(*args: bytes) -> bytes:
+    """One command in RESP."""
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -87,23 +116,52 @@ class RedisLog:
         self.snapshot_key = self.tag + ":snapshot"
         self.lock_key = self.tag + ":snaplock"
         self.slot = key_slot(self.stream.encode())
-        key = self.stream.encode()
+        key = self._stream_key = self.stream.encode()
         self._xadd_head = b"*7\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$1\r\nr\r\n" % (len(key), key)
         self.token = os.urandom(8).hex().encode()  # marks this replica's own records
         self.wait_replicas = wait_replicas
         self.wait_ms = int(wait_timeout * 1000)
         self._auth = {"username": username or None, "password": password or None}
+        self.ca_file = ca_file
         if ca_file:
             self._auth.update(ssl=True, ssl_ca_certs=ca_file)
         self._master: tuple[str, int] | None = None
         self._writer: aioredis.Redis | None = None
         self._reader: aioredis.Redis | None = None
+        self._held: dict[int, object] = {}   # id(client) -> its connection for _exchange
         self._queue: list[tuple[bytes, asyncio.Future]] = []
         self._flushing = False
         self.round_trips = 0     # pipelines sent for appends (the benchmark reads them)
         self.appended = 0
 
     # -- connections --------------------------------------------------------------------------
+
+    def explain(self, exc: Exception, address: str, first: bool = False) -> RedisUnavailable:
+        """What went wrong talking to ``address``, naming the setting to check (``first``: the
+        first contact, where a TLS mismatch shows as a timeout or a closed connection)."""
+        text = str(exc) or type(exc).__name__
+        user = self._auth["username"] or "default"
+        if isinstance(exc, AuthenticationError):
+            secret = "the configured password" if self._auth["password"] else "no password"
+            return RedisMisconfigured(
+                f"{KEY}::password: Redis at {address} refused user \"{user}\" with {secret} ({text}); "
+                f"check {KEY}::username and {KEY}::password (and the variable they name)",
+                f"Redis refused the credentials: check {KEY}::username and {KEY}::password")
+        if isinstance(exc, NoPermissionError):
+            return RedisMisconfigured(
+                f"{KEY}::username: Redis at {address} refuses user \"{user}\" a command ({text}); "
+                f"the ACL the gateway needs is in the README, \"Running replicas\"",
+                f"Redis' ACL refuses user \"{user}\" a command: check {KEY}::username")
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return RedisMisconfigured(
+                f"{KEY}::tls::ca_file: the certificate of Redis at {address} is not trusted with "
+                f"\"{self.ca_file}\" ({text})",
+                f"the Redis server's certificate is not trusted: check {KEY}::tls::ca_file")
+        if first and self.ca_file and ("SSL" in text or "Timeout" in text):
+            text += f" ({KEY}::tls is set: does {address} serve TLS?)"
+        elif first and not self.ca_file and ("reset by peer" in text or "Connection closed" in text):
+            text += f" (if {address} serves TLS only, set {KEY}::tls::ca_file)"
+        return RedisUnavailable(text)
 
     def _client(self, host: str, port: int, read_timeout: float | None) -> aioredis.Redis:
         return aioredis.Redis(host=host, port=port, socket_connect_timeout=CONNECT_TIMEOUT,
@@ -112,7 +170,7 @@ class RedisLog:
 
     async def _discover(self) -> tuple[str, int]:
         """The master of our slot: the node itself, or what CLUSTER SLOTS says."""
-        last: Exception | None = None
+        last: RedisUnavailable | None = None
         seeds = ([self._master] if self._master else []) + [s for s in self.seeds if s != self._master]
         for host, port in seeds:
             client = self._client(host, port, COMMAND_TIMEOUT)
@@ -125,10 +183,12 @@ class RedisLog:
                         mhost = master[0].decode() if isinstance(master[0], bytes) else master[0]
                         return (mhost or host), int(master[1])
                 last = RedisUnavailable(f"no master serves slot {self.slot}")
-            except RedisError as exc:
-                last = exc
+            except (RedisError, OSError) as exc:
+                last = self.explain(exc, f"{host}:{port}", first=True)
             finally:
                 await client.aclose()
+        if isinstance(last, RedisMisconfigured):
+            raise last
         raise RedisUnavailable(f"no Redis node reachable ({last})")
 
     async def _connect(self) -> None:
@@ -138,8 +198,37 @@ class RedisLog:
             self._master = master
             self._writer = self._client(*master, COMMAND_TIMEOUT + self.wait_ms / 1000)
             self._reader = self._client(*master, COMMAND_TIMEOUT + READ_BLOCK_MS / 1000)
+            # connected (TCP, TLS, AUTH) now, before the replica is ready: not by its first push,
+            # which would wait for a TLS handshake and get the 503 of a slow one
+            for client in (self._writer, self._reader):
+                self._held[id(client)] = await client.connection_pool.get_connection()
             log.info("redis master", extra={"fields": {"address": f"{master[0]}:{master[1]}",
                                                        "slot": self.slot}})
+
+    async def _exchange(self, client: aioredis.Redis, packed: bytes, count: int) -> tuple[list, Exception | None]:
+        """Send ``count`` packed commands and read their ``count`` replies: (replies, the first
+        error reply or None). On a connection of ``client`` (its auth, TLS and parser) held for
+        these round trips: taken from its pool once, since a checkout per round trip cost more
+        CPU than parsing the replies. One caller at a time per client (the flush, the reader)."""
+        conn = self._held.get(id(client))
+        if conn is None:
+            conn = self._held[id(client)] = await client.connection_pool.get_connection()
+        replies: list = []
+        failure = None
+        try:
+            await conn.send_packed_command(packed, check_health=False)
+            for _ in range(count):
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:  # one refused command: read the others, then say so
+                    failure = failure or exc
+                    replies.append(None)
+        except BaseException:
+            self._held.pop(id(client), None)
+            await conn.disconnect()  # replies may still be on their way: never reuse it
+            await client.connection_pool.release(conn)
+            raise
+        return replies, failure
 
     async def _drop(self) -> None:
         for client in (self._writer, self._reader):
@@ -149,6 +238,7 @@ class RedisLog:
                 except Exception:
                     pass
         self._writer = self._reader = None
+        self._held = {}
 
     async def _call(self, which: str, fn):
         """Run ``fn(client)`` on the writer or reader; a transient failure drops the connection
@@ -158,10 +248,12 @@ class RedisLog:
                 await self._connect()
             return await fn(self._writer if which == "w" else self._reader)
         except (RedisError, OSError) as exc:
-            if not _transient(exc) and not isinstance(exc, RedisUnavailable):
+            if not _transient(exc) and not isinstance(exc, (AuthenticationError, NoPermissionError)):
                 raise
-            await self._drop()
-            raise RedisUnavailable(str(exc) or type(exc).__name__) from None
+            address = "%s:%s" % (self._master or ("?", "?"))
+            if not isinstance(exc, NoPermissionError):  # the connection itself is fine then
+                await self._drop()
+            raise self.explain(exc, address) from None
         except RedisUnavailable:
             await self._drop()
             raise
@@ -187,10 +279,12 @@ class RedisLog:
                 batch, self._queue = self._queue, []
                 try:
                     ids = await self._call("w", lambda c: self._pipeline(c, batch))
-                except RedisUnavailable as exc:
+                except Exception as exc:  # unreachable, refused (OOM, ...): every push of it 503
+                    text = str(exc) if isinstance(exc, RedisUnavailable) else \
+                        f"the append was refused: {exc}"
                     for *_, fut in batch:
                         if not fut.done():
-                            fut.set_exception(RedisUnavailable(str(exc)))
+                            fut.set_exception(RedisUnavailable(text))
                     continue
                 for (*_, fut), sid in zip(batch, ids):
                     if not fut.done():
@@ -211,26 +305,10 @@ class RedisLog:
         count = len(batch)
         if self.wait_replicas:
             wait_args = (b"WAIT", str(self.wait_replicas).encode(), str(self.wait_ms).encode())
-            parts.append(b"*3\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in wait_args))
+            parts.append(_pack(*wait_args))
             count += 1
-        pool = client.connection_pool
-        conn = await pool.get_connection()
-        replies = []
-        try:
-            self.round_trips += 1
-            await conn.send_packed_command(b"".join(parts), check_health=False)
-            failure = None
-            for _ in range(count):
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:  # one refused command: read the others, then say so
-                    failure = failure or exc
-                    replies.append(None)
-        except BaseException:
-            await conn.disconnect()  # replies may still be on their way: never reuse it
-            raise
-        finally:
-            await pool.release(conn)
+        self.round_trips += 1
+        replies, failure = await self._exchange(client, b"".join(parts), count)
         if failure is not None:
             raise failure
         if self.wait_replicas and replies[-1] < self.wait_replicas:
@@ -243,15 +321,33 @@ class RedisLog:
 
     # -- reading -----------------------------------------------------------------------------
 
-    async def read(self, after: bytes, block_ms: int = READ_BLOCK_MS, count: int = READ_COUNT):
-        """Entries after stream id ``after``: [(id, token, data)], [] after ``block_ms``."""
+    async def read(self, after: bytes, block_ms: int | None = READ_BLOCK_MS, count: int = READ_COUNT):
+        """Entries after stream id ``after``: [(id, token, data)], [] after ``block_ms``.
+        Packed here and read raw, like the appends: redis-py's ``xread`` (its reply callbacks,
+        its streaming-lag recording) cost more CPU per entry than applying a small push."""
+        args = [b"XREAD", b"COUNT", b"%d" % count]
+        if block_ms is not None:
+            args += [b"BLOCK", b"%d" % block_ms]
+        args += [b"STREAMS", self._stream_key, after]
+        packed = _pack(*args)
+
         async def xread(client):
-            return await client.xread({self.stream: after}, count=count, block=block_ms)
+            replies, failure = await self._exchange(client, packed, 1)
+            if failure is not None:
+                raise failure
+            return replies[0]
         reply = await self._call("r", xread)
         if not reply:
             return []
-        entries = reply[0][1] if isinstance(reply, list) else reply[self.stream.encode()][0]
-        return [(sid, fields.get(b"r"), fields[b"d"]) for sid, fields in entries]
+        entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]  # RESP3 / 2
+        out = []
+        for sid, fields in entries:
+            if len(fields) == 4 and fields[0] == b"r" and fields[2] == b"d":  # as append writes them
+                out.append((sid, fields[1], fields[3]))
+            else:
+                named = dict(zip(fields[::2], fields[1::2]))
+                out.append((sid, named.get(b"r"), named[b"d"]))
+        return out
 
     async def last_id(self) -> bytes:
         """The id of the stream's last entry (b"0-0" when empty): what a starting replica must

@@ -47,6 +47,12 @@ def test_compose_replicas_mount_the_config_and_probe_its_port(tmp_path, monkeypa
     targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
     assert sorted(targets) == sorted(f"{n}:{push}" for n in services if n.startswith("gateway-"))
     assert "--appendonly" in services["redis"]["command"]
+    # one secret, from the environment: Redis requires it, the gateways send it
+    raw = yaml.safe_load((DEPLOY / "otelgravel.yaml").read_text())
+    assert raw["processors"]["gravel"]["storage"]["redis"]["password"] == "${env:REDIS_PASSWORD}"
+    command = services["redis"]["command"]
+    assert command[command.index("--requirepass") + 1].startswith("${REDIS_PASSWORD")
+    assert "$$REDIS_PASSWORD" in " ".join(services["redis"]["healthcheck"]["test"])
 
 
 def test_kubernetes_deployment_probes_ports_and_volume_agree_with_the_configmap(tmp_path, monkeypatch):
@@ -72,5 +78,7 @@ def test_kubernetes_deployment_probes_ports_and_volume_agree_with_the_configmap(
     assert container["livenessProbe"]["httpGet"]["port"] == config.pushgateway.endpoint.port
     assert {p["targetPort"] for p in service["spec"]["ports"]} == set(ports)
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
-    env = {e["name"] for e in container["env"]}
-    assert "REDIS_PASSWORD" in env
+    env = {e["name"]: e for e in container["env"]}
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "password"
+    raw = yaml.safe_load(text)
+    assert raw["processors"]["gravel"]["storage"]["redis"]["password"] == "${env:REDIS_PASSWORD}"

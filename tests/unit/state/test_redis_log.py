@@ -29,6 +29,26 @@ def test_concurrent_appends_share_round_trips_and_keep_their_order(redis_node):
 
 
 @needs_redis
+def test_replies_that_arrive_while_the_loop_is_busy_are_not_timeouts(redis_node):
+    # a big scrape renders synchronously: the loop stalls for seconds while replies wait in the
+    # socket; they must be read, not taken for a dead Redis (the append would answer 503)
+    async def main():
+        log = RedisLog([redis_node.address], key_prefix="t")
+        await log.append(b"warm", b"o.0")
+        reading = asyncio.ensure_future(log.read(b"$", block_ms=300))
+        appending = log.append(b"during", b"o.1")
+        await asyncio.sleep(0.05)          # both sent
+        time.sleep(3.5)                    # the stall (longer than the read's BLOCK + 2 s)
+        sid = await appending
+        await reading
+        entries = await log.read(b"0-0", block_ms=None)
+        await log.close()
+        return sid, entries
+    sid, entries = asyncio.run(main())
+    assert entries[-1][0] == sid and entries[-1][2] == b"during"
+
+
+@needs_redis
 def test_unreachable_redis_fails_within_a_second(redis_node):
     redis_node.kill()
 

@@ -14,6 +14,7 @@ import scenario_redis
 import scenario_security
 import scenario_stages
 import scenario_telemetry
+import scenario_utf8_parse
 
 SCENARIOS = [
     scenario_stages,
@@ -24,4 +25,5 @@ SCENARIOS = [
     scenario_prom3,
     scenario_security,
     scenario_limits,
+    scenario_utf8_parse,
 ]

@@ -69,6 +69,7 @@ class OtlpConfig:
     limits: HttpLimits = HttpLimits()
     tls: TlsConfig | None = None
     auth: str | None = None
+    utf8_names: bool = False  # keep OTel names as they are (dots) instead of legacy names
 
 
 @dataclass
@@ -287,7 +288,8 @@ def build_config(doc: dict) -> Config:
     otlp = None
     if "otlp" in used["receivers"]:
         node = c.mapping(receivers["otlp"], "receivers::otlp",
-                         ("protocols", "keep_instance", "source_ttl", "max_sources"))
+                         ("protocols", "keep_instance", "source_ttl", "max_sources",
+                          "utf8_names"))
         protocols = c.mapping(node.get("protocols"), "receivers::otlp::protocols", ("http",))
         http = c.mapping(protocols.get("http"), "receivers::otlp::protocols::http",
                          ("endpoint", "max_body_size", "tls", "auth") + HTTP_LIMIT_KEYS)
@@ -299,7 +301,8 @@ def build_config(doc: dict) -> Config:
             c.positive_int(node.get("max_sources"), "receivers::otlp::max_sources", 100_000),
             _http_limits(c, http, "receivers::otlp::protocols::http"),
             check_tls(c, http.get("tls"), "receivers::otlp::protocols::http::tls"),
-            check_auth(c, http.get("auth"), "receivers::otlp::protocols::http::auth", extensions))
+            check_auth(c, http.get("auth"), "receivers::otlp::protocols::http::auth", extensions),
+            c.boolean(node.get("utf8_names"), "receivers::otlp::utf8_names", False))
 
     node = c.mapping(processors.get("gravel"), "processors::gravel",
                      ("expire_after", "max_series", "max_groups", "rules", "storage", "persistence_file",

@@ -7,6 +7,7 @@ the URL it is served at, as bound (the real port when the config said 0).
 from __future__ import annotations
 
 import difflib
+import re
 
 from .errors import ParseError
 
@@ -58,8 +59,14 @@ def _closest(path: str, exact: list[str], prefixes: list[str]) -> str | None:
     return best if best_ratio >= 0.75 else None
 
 
+# A JSON object opens with a key and a colon (or is empty); a text line with a UTF-8 name opens
+# with the quoted name and a comma, a brace or an equals sign: {"my.metric","a"="b"} 1
+_JSON_OBJECT = re.compile(rb'\{\s*(?:"(?:[^"\\\n]|\\.)*"\s*:|\}\s*$)')
+
+
 def looks_like_json(body: bytes) -> bool:
-    return body.lstrip()[:1] in (b"{", b"[")
+    head = body.lstrip()
+    return head[:1] == b"[" or _JSON_OBJECT.match(head) is not None
 
 
 def push_body(exc: ParseError, body: bytes, elsewhere: dict[str, str]) -> ParseError:

@@ -130,18 +130,23 @@ class Point:
 
 
 class Family:
-    __slots__ = ("name", "type", "help", "unit", "points")
+    """A pushed family. ``utf8`` is set by the parser when a label name of some point may lie
+    outside the legacy set (``[a-zA-Z_][a-zA-Z0-9_]*``): only then does the store check that no
+    two label names of a series are written alike by an escaping scheme."""
+    __slots__ = ("name", "type", "help", "unit", "points", "utf8")
 
     def __init__(self, name: str, type: str, help: str = "", unit: str = "",
-                 points: list[Point] | None = None):
+                 points: list[Point] | None = None, utf8: bool = False):
         self.name = name
         self.type = type
         self.help = help
         self.unit = unit
         self.points = [] if points is None else points
+        self.utf8 = utf8
 
     def __repr__(self) -> str:
-        return f"Family({self.name!r}, {self.type!r}, help={self.help!r}, unit={self.unit!r}, points={self.points!r})"
+        return (f"Family({self.name!r}, {self.type!r}, help={self.help!r}, unit={self.unit!r}, "
+                f"points={self.points!r}" + (", utf8=True)" if self.utf8 else ")"))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Family) and all(

@@ -70,7 +70,8 @@ class Service:
             o = config.otlp
             self.translator = OtlpTranslator(keep_instance=o.keep_instance,
                                              source_ttl=o.source_ttl, max_sources=o.max_sources,
-                                             rule_for=self.processor.rule_mode)
+                                             rule_for=self.processor.rule_mode,
+                                             utf8_names=o.utf8_names)
         self.applier = Applier(self.processor, self.translator)
         self.state: StateBackend = _backend(config)
 

@@ -156,10 +156,14 @@ class RedisCluster:
                  acl: tuple[str, str] | None = None):
         self.nodes = [RedisNode(base, cluster=True, tls=tls, acl=acl)
                       for _ in range(masters * (1 + replicas))]
-        out = subprocess.run([REDIS_CLI, *self.nodes[0].cli_flags, "--cluster", "create",
-                              *[n.address for n in self.nodes],
-                              "--cluster-replicas", str(replicas), "--cluster-yes"],
-                             capture_output=True, text=True, timeout=60)
+        try:
+            out = subprocess.run([REDIS_CLI, *self.nodes[0].cli_flags, "--cluster", "create",
+                                  *[n.address for n in self.nodes],
+                                  "--cluster-replicas", str(replicas), "--cluster-yes"],
+                                 capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:  # nodes that never meet: stop them, say so
+            self.stop()
+            raise
         if out.returncode != 0:
             self.stop()
             raise RuntimeError(f"cluster create failed:\n{out.stdout}\n{out.stderr}")

@@ -11,6 +11,14 @@
 - ``max_series`` bounds what a scrape shows: the pushed series plus the two gauges of every group
   (``push_time_seconds``, ``push_failure_time_seconds``), so that pushes to ever new groups, even
   empty ones, cannot grow the store without bound; ``max_groups`` (optional) bounds the groups.
+- Names are kept as pushed (UTF-8 included); the writers escape them per scrape. So that every
+  scrape stays valid in every escaping scheme, a new family whose name (or a sample name it
+  exposes) one scheme writes like another family's is refused, as is a series with two label
+  names one scheme writes alike (``my.metric``/``my_metric``, ``a.b``/``a_b``) or a label name
+  that a scheme writes with the reserved ``__`` prefix (``名前``: ``__``). Only non-legacy
+  names can collide so: the check costs a legacy-only push nothing (a new legacy family looks
+  its names up only while some non-legacy family exists). Like the type, it is decided by the
+  store in log order, so every replica gives the same answer.
 - Time comes in as ``now``; nothing here reads a clock or does I/O.
 - Each series keeps its rendered exposition lines (``text``/``om``) until it changes, so a
   scrape re-renders only what was written since the last one.
@@ -22,6 +30,8 @@ from itertools import repeat
 from operator import attrgetter
 
 from ..errors import ConflictError, InputError, LimitError
+from ..formats.escaping import (ESCAPING_SCHEMES, escaped_exposures, is_legacy_label,
+                                is_legacy_metric, label_problem)
 from ..model import (COUNTER, FAMILY_KIND, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET,
                      SUM_KIND, SUMMARY, WINDOW_KIND, Batch, Family, Labels, Point)
 from . import merge
@@ -131,10 +141,12 @@ class FamilyState:
 class Group:
     """A grouping key's bookkeeping: its series per family, and its push times."""
 
-    __slots__ = ("labels", "members", "push_time", "failure_time", "label_text", "pb_labels", "memo")
+    __slots__ = ("labels", "members", "push_time", "failure_time", "label_text", "pb_labels", "memo",
+                 "utf8")
 
     def __init__(self, labels: Labels):
         self.labels = labels
+        self.utf8 = _utf8_labels(labels)  # a label name outside the legacy set (U__ in the path)
         self.members: dict[str, set[Labels]] = {}
         self.push_time: float | None = None
         self.failure_time = 0.0  # as the Pushgateway: 0 until a push to the group is refused
@@ -151,6 +163,21 @@ def _with_group(labels: Labels, group: Labels, names: frozenset) -> Labels:
     if not labels:
         return group
     return tuple(sorted([p for p in labels if p[0] not in names] + list(group)))
+
+
+def _utf8_labels(labels: Labels) -> bool:
+    for name, _ in labels:
+        if not is_legacy_label(name):
+            return True
+    return False
+
+
+def _escaped_clash(name: str, other: str, scheme: str, written: str) -> ConflictError:
+    default = " (the default when a scraper names none)" if scheme == "underscores" else ""
+    return ConflictError(
+        f"family '{name}' would be written '{written}' for a scraper asking escaping={scheme}"
+        f"{default}, as family '{other}' is: the gateway keeps names as pushed and writes them "
+        "for every scheme, so it refuses names that one scheme would merge; rename one")
 
 
 def _negative(name: str, key: Labels, value: float) -> InputError:
@@ -244,6 +271,8 @@ class Store:
         self.expired_series = 0  # series dropped by expiry (idle or empty window), since start
         self.expired_groups = 0  # idle empty groups dropped by expiry, since start
         self._owners: dict[str, str] = {}  # exposed sample name -> family name
+        # (scheme, escaped sample name) -> family name, for the families with a non-legacy name
+        self._escaped: dict[tuple[str, str], str] = {}
         self._sorted_families: list[FamilyState] | None = None
         self._sorted_groups: list[Group] | None = None
         self._by_update: OrderedDict = OrderedDict()  # series (oldest update first), for expiry
@@ -280,7 +309,8 @@ class Store:
         known = (shape is not None and memo is not None and memo[0] is shape
                  and memo[1] == self.generation)
         plan = (self._recheck(batch, memo) if known
-                else self._validate(batch, group_labels, group is None))
+                else self._validate(batch, group_labels, group is None,
+                                    _utf8_labels(group_labels) if group is None else group.utf8))
         if group is None:
             group = self.groups[group_labels] = Group(group_labels)
             self._sorted_groups = None
@@ -371,8 +401,7 @@ class Store:
                     == len(updated) == n):
                 raise ValueError(f"family {name}: columns of different lengths")
             family = self.families[name] = FamilyState(name, type_, help_, unit)
-            for exposed in exposed_names(name, type_):
-                self._owners[exposed] = name
+            self._claim(name, type_)
             owners = list(map(rows.__getitem__, group_rows))
             series = list(map(Series, repeat(family, n), keys, owners, points, created))
             deque(map(setattr, series, repeat("updated", n), updated), 0)
@@ -454,12 +483,14 @@ class Store:
             raise LimitError(f"the gateway exposes {held} series and this {what} adds {adds}"
                              f"{groups}: over the limit max_series={self.max_series}")
 
-    def _validate(self, batch: list[Family], group_labels: Labels, new_group: bool) -> list:
+    def _validate(self, batch: list[Family], group_labels: Labels, new_group: bool,
+                  group_utf8: bool = False) -> list:
         """``[(pushed family, stored family or None, keys, stored series or None per point)]``, or
         the first refusal."""
         plan = []
         new_series = 0
         new_owners: dict[str, str] = {}
+        new_escaped: dict[tuple[str, str], str] = {}
         names = None
         for fam in batch:
             points = fam.points
@@ -480,7 +511,10 @@ class Store:
                             f"family '{fam.name}' ({fam.type}) would expose '{exposed}', "
                             f"which family '{owner}' already exposes")
                     new_owners[exposed] = fam.name
+                if self._escaped or new_escaped or not is_legacy_metric(fam.name):
+                    self._check_escaped(fam, new_owners, new_escaped)
                 stored = {}
+            check_labels = fam.utf8 or group_utf8
             refused_kinds = _REFUSED_KINDS.get(fam.type, ())
             is_counter = fam.type == COUNTER
             is_summary = fam.type == SUMMARY
@@ -504,6 +538,10 @@ class Store:
                 series = stored.get(key)
                 if series is None:
                     new_series += 1
+                    if check_labels:
+                        problem = label_problem(key)
+                        if problem is not None:
+                            raise InputError(f"series {format_series(fam.name, key)}: {problem}")
                 elif series.group.labels != group_labels:
                     raise ConflictError(
                         f"series {format_series(fam.name, key)} is already pushed by group "
@@ -523,6 +561,46 @@ class Store:
             plan.append((fam, existing, keys, found))
         self._check_limit(new_series, "push", 1 if new_group else 0)
         return plan
+
+    def _check_escaped(self, fam: Family, new_owners: dict, new_escaped: dict) -> None:
+        """Refuse a new family that a scheme would write like another family (``_validate``
+        calls it while a non-legacy name is around); note this one's escaped names."""
+        name = fam.name
+        exposed = exposed_names(name, fam.type)
+        if is_legacy_metric(name):  # unchanged by every scheme: only escaped names can clash
+            for scheme in ESCAPING_SCHEMES:
+                for sample in exposed:
+                    other = self._escaped.get((scheme, sample)) or new_escaped.get((scheme, sample))
+                    if other is not None and other != name:
+                        raise _escaped_clash(other, name, scheme, sample)
+            return
+        owners = self._owners
+        for key in escaped_exposures(name, exposed):
+            written = key[1]
+            other = (self._escaped.get(key) or new_escaped.get(key) or owners.get(written)
+                     or new_owners.get(written))
+            if other is not None and other != name:
+                raise _escaped_clash(name, other, key[0], written)
+            new_escaped[key] = name
+
+    def _claim(self, name: str, type_: str) -> None:
+        """Note the sample names a stored family exposes, raw and (non-legacy) escaped."""
+        exposed = exposed_names(name, type_)
+        for sample in exposed:
+            self._owners[sample] = name
+        if not is_legacy_metric(name):
+            for key in escaped_exposures(name, exposed):
+                self._escaped[key] = name
+
+    def _release(self, name: str, type_: str) -> None:
+        exposed = exposed_names(name, type_)
+        for sample in exposed:
+            if self._owners.get(sample) == name:
+                del self._owners[sample]
+        if not is_legacy_metric(name):
+            for key in escaped_exposures(name, exposed):
+                if self._escaped.get(key) == name:
+                    del self._escaped[key]
 
     def _recheck(self, batch: Batch, memo: tuple) -> list:
         """``_validate``'s plan for a batch of the shape the group pushed last, the store unchanged
@@ -552,8 +630,7 @@ class Store:
         """Fold one family's points in; the series created are filled into ``found``."""
         if family is None:
             family = self.families[fam.name] = FamilyState(fam.name, fam.type, fam.help, fam.unit)
-            for exposed in exposed_names(fam.name, fam.type):
-                self._owners[exposed] = fam.name
+            self._claim(fam.name, fam.type)
             self._sorted_families = None
         else:
             if fam.help:
@@ -636,7 +713,5 @@ class Store:
                     self._empty_groups.add(series.group)
         if not family.series:
             del self.families[family.name]
-            for exposed in exposed_names(family.name, family.type):
-                if self._owners.get(exposed) == family.name:
-                    del self._owners[exposed]
+            self._release(family.name, family.type)
             self._sorted_families = None

@@ -5,6 +5,14 @@ The two dialects differ only in a few places, selected by ``om``: Prometheus tex
 around tokens and a trailing comma and refuses unknown escapes (as the Pushgateway's parser
 does); OpenMetrics allows neither blanks nor the trailing comma and keeps an unknown escape as
 written (the conformance suite's ``escaping`` case).
+
+UTF-8 names (Prometheus 3, prometheus/common ``expfmt``, the OpenMetrics 2.0 draft): a label name
+outside ``[a-zA-Z_][a-zA-Z0-9_]*`` is written quoted (``{"url.scheme"="https"}``), a metric name
+outside ``[a-zA-Z_:][a-zA-Z0-9_:]*`` goes inside the braces, quoted, without ``=``
+(``{"http.server.duration","url.scheme"="https"}``). Quoted names take the escapes of label
+values and must not be empty; a line names its metric once. OpenMetrics wants the quoted metric
+name first in the braces (its ABNF); the text format takes it anywhere in them, as Prometheus'
+``promparse`` and ``expfmt`` do.
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ FAST_PAIRS = re.compile(rf'({LABEL_NAME})="([^"\\]*)"')
 
 _BLANKS = re.compile(r"[ \t]*")
 _NAME = re.compile(LABEL_NAME)
+QUOTED = r'"(?:[^"\\]|\\.)*"'  # a label value or a quoted name, escapes included
 _VALUE = re.compile(r'"((?:[^"\\]++|\\.)*+)"')
 _ESCAPE = re.compile(r"\\(.?)")
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
@@ -50,54 +59,131 @@ def unescape(raw: str, line: int, om: bool, what: str) -> str:
     return _ESCAPE.sub(replace, raw)
 
 
-def parse_label_set(text: str, pos: int, line: int, om: bool) -> tuple[list, int]:
-    """Read the pairs of a label set from just after its ``{``; return them and the index after
-    the closing ``}``. Pairs are in input order, values unescaped."""
+def parse_label_set(text: str, pos: int, line: int, om: bool, name: str | None = None,
+                    exemplar: bool = False) -> tuple[list, int, str | None]:
+    """Read the pairs of a label set from just after its ``{``; return them, the index after
+    the closing ``}`` and the metric name: ``name`` (the one written before the braces, or None)
+    or the quoted one found inside. Pairs are in input order, names and values unescaped."""
     pairs = []
     blanks = None if om else _BLANKS
     if blanks:
         pos = blanks.match(text, pos).end()
     if text[pos:pos + 1] == "}":
-        return pairs, pos + 1
+        return pairs, pos + 1, name
     while True:
-        match = _NAME.match(text, pos)
-        if match is None:
-            if pos >= len(text):
-                raise ParseError("unterminated label set: missing '}'", line)
-            raise ParseError(f"expected a label name, {found(text, pos)}", line)
-        name = match.group()
-        pos = match.end()
-        if blanks:
-            pos = blanks.match(text, pos).end()
-        if text[pos:pos + 1] != "=":
-            raise ParseError(f"expected '=' after label name '{name}', {found(text, pos)}", line)
+        if text[pos:pos + 1] == '"':
+            match = _VALUE.match(text, pos)
+            if match is None:
+                raise ParseError("unterminated quoted name: missing closing '\"'", line)
+            key = unescape(match.group(1), line, om, "a quoted name")
+            start = pos
+            pos = match.end()
+            if blanks:
+                pos = blanks.match(text, pos).end()
+            if text[pos:pos + 1] in (",", "}"):  # standing alone: the metric name
+                name = _metric_name(key, name, pairs, om, exemplar, line)
+                if text[pos] == "}":
+                    return pairs, pos + 1, name
+                pos += 1
+                if blanks:
+                    pos = blanks.match(text, pos).end()
+                    if text[pos:pos + 1] == "}":
+                        return pairs, pos + 1, name
+                continue
+            if not key:
+                raise ParseError("empty label name: a quoted label name must not be empty", line)
+            label = key
+            if text[pos:pos + 1] != "=":
+                raise ParseError(f"expected '=' after label name {text[start:match.end()]}, "
+                                 f"{found(text, pos)}", line)
+        else:
+            match = _NAME.match(text, pos)
+            if match is None:
+                if pos >= len(text):
+                    raise ParseError("unterminated label set: missing '}'", line)
+                raise ParseError(f"expected a label name, {found(text, pos)}", line)
+            label = match.group()
+            pos = match.end()
+            if blanks:
+                pos = blanks.match(text, pos).end()
+            if text[pos:pos + 1] != "=":
+                raise ParseError(f"expected '=' after label name '{label}', {found(text, pos)}",
+                                 line)
         pos += 1
         if blanks:
             pos = blanks.match(text, pos).end()
         match = _VALUE.match(text, pos)
         if match is None:
             if text[pos:pos + 1] == '"':
-                raise ParseError(f"unterminated value of label '{name}': missing closing '\"'",
+                raise ParseError(f"unterminated value of label '{label}': missing closing '\"'",
                                  line)
-            raise ParseError(f"expected '\"' to start the value of label '{name}', "
+            raise ParseError(f"expected '\"' to start the value of label '{label}', "
                              f"{found(text, pos)}", line)
-        pairs.append((name, unescape(match.group(1), line, om, f"the value of label '{name}'")))
+        pairs.append((label, unescape(match.group(1), line, om, f"the value of label '{label}'")))
         pos = match.end()
         if blanks:
             pos = blanks.match(text, pos).end()
         char = text[pos:pos + 1]
         if char == "}":
-            return pairs, pos + 1
+            return pairs, pos + 1, name
         if char != ",":
             if not char:
                 raise ParseError("unterminated label set: missing '}'", line)
-            raise ParseError(f"expected ',' or '}}' after the value of label '{name}', "
+            raise ParseError(f"expected ',' or '}}' after the value of label '{label}', "
                              f"{found(text, pos)}", line)
         pos += 1
         if blanks:
             pos = blanks.match(text, pos).end()
             if text[pos:pos + 1] == "}":
-                return pairs, pos + 1
+                return pairs, pos + 1, name
+
+
+def _metric_name(key: str, name: str | None, pairs: list, om: bool, exemplar: bool,
+                 line: int) -> str:
+    """The quoted metric name found in a label set, if it may stand there."""
+    if exemplar:
+        raise ParseError(f"quoted name '{key}' without '=' in an exemplar: exemplar labels name "
+                         "no metric", line)
+    if not key:
+        raise ParseError("empty metric name: a quoted metric name must not be empty", line)
+    if name is not None:
+        raise ParseError(f"metric name given twice: '{name}' and '{key}'", line)
+    if om and pairs:
+        raise ParseError(f"the quoted metric name '{key}' must come first in the braces, before "
+                         "the labels (OpenMetrics)", line)
+    return key
+
+
+def read_quoted(text: str, pos: int, line: int, om: bool, what: str) -> tuple[str, int]:
+    """A quoted metric name starting at ``pos`` (a ``"``): the name unescaped, and the index
+    after its closing quote; ``what`` ("metric name in a HELP line") words the errors."""
+    match = _VALUE.match(text, pos)
+    if match is None:
+        raise ParseError(f"unterminated quoted {what}: missing closing '\"'", line)
+    name = unescape(match.group(1), line, om, f"the quoted {what}")
+    if not name:
+        raise ParseError(f"empty {what}: a quoted name must not be empty", line)
+    return name, match.end()
+
+
+_LEGACY_LABEL = re.compile(LABEL_NAME)
+# Label names known to be legacy: the careful paths test ``name in LEGACY_SEEN`` inline (no call
+# per line) and call ``legacy_labels`` only for a name not seen yet. Bounded.
+LEGACY_SEEN: set[str] = set()
+
+
+def legacy_labels(pairs: list) -> bool:
+    """Whether every label name of ``pairs`` is in the legacy set (for the careful paths, which
+    alone can read a quoted name: a line of the fast path has legacy names only)."""
+    for pair in pairs:
+        name = pair[0]
+        if name not in LEGACY_SEEN:
+            if _LEGACY_LABEL.fullmatch(name) is None:
+                return False
+            if len(LEGACY_SEEN) >= 16384:
+                LEGACY_SEEN.clear()
+            LEGACY_SEEN.add(name)
+    return True
 
 
 def check_unique(pairs: list, line: int, what: str = "label") -> None:

@@ -120,7 +120,9 @@ def _escape(name: str, scheme: str, legal) -> str:
 
 def unescape_values(name: str) -> str:
     """``values`` escaping undone (``U__my_2e_metric`` → ``my.metric``); a name that does not
-    decode (no ``U__`` prefix, a bad hex code, an unclosed escape) comes back unchanged."""
+    decode (no ``U__`` prefix, a bad hex code, an unclosed escape) comes back unchanged. Exactly
+    prometheus/common ``UnescapeName`` (which the Pushgateway uses on grouping paths): at most
+    five hex digits per code, so the six-digit codes of U+100000 and above do not decode."""
     if not name.startswith("U__"):
         return name
     body = name[3:]
@@ -142,7 +144,7 @@ def unescape_values(name: str) -> str:
             continue
         end = body.find("_", i)
         digits = body[i:end]
-        if end < 0 or len(digits) > 6 or not all(d in _HEX for d in digits):
+        if end < 0 or len(digits) > 5 or not all(d in _HEX for d in digits):
             return name
         code = int(digits, 16)
         if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
@@ -150,3 +152,57 @@ def unescape_values(name: str) -> str:
         out.append(chr(code))
         i = end + 1
     return "".join(out)
+
+
+# The schemes that change a name: a scraper uses one of them (or none: allow-utf-8 writes names
+# as they are, and the store refuses two families or labels of the same name anyway).
+ESCAPING_SCHEMES = (UNDERSCORES, DOTS, VALUES)
+
+
+def label_problem(labels) -> str | None:
+    """Why the label names of ``labels`` (pairs) cannot be written validly in every scheme, or
+    None: two names that a scheme writes alike (``a.b`` and ``a_b`` by underscores), or a name
+    that a scheme writes with the reserved ``__`` prefix (``名前`` is ``__`` by underscores,
+    ``1st`` is ``__st`` by dots), which Prometheus' parsers refuse. Legacy names are unchanged by
+    every scheme, so a set of legacy names has no problem."""
+    names = [pair[0] for pair in labels]
+    if all(_LEGACY_LABEL.fullmatch(n) for n in names):
+        return None
+    for scheme in ESCAPING_SCHEMES:
+        seen: dict[str, str] = {}
+        for name in names:
+            escaped = escape_label_name(name, scheme)  # as the writers escape label names
+            if escaped[:2] == "__" and name[:2] != "__":
+                return (f"label name '{name}' would be written '{escaped}' for a scraper asking "
+                        f"escaping={scheme}{_default(scheme)}, a reserved name (the '__' "
+                        "prefix): rename it (start it with a letter)")
+            other = seen.get(escaped)
+            if other is not None:
+                return (f"label names '{other}' and '{name}' would both be written '{escaped}' "
+                        f"for a scraper asking escaping={scheme}{_default(scheme)}: rename one")
+            seen[escaped] = name
+    return None
+
+
+def _default(scheme: str) -> str:
+    return " (the default when a scraper names none)" if scheme == UNDERSCORES else ""
+
+
+def escaped_exposures(name: str, exposed: tuple) -> set[tuple[str, str]]:
+    """``(scheme, sample name)`` for every name a family ``name`` whose samples are ``exposed``
+    (``x``, ``x_total``...) may be written as by a scraper asking for an escaping scheme: the
+    whole sample name escaped (``escape(x_total)``, as the writers do for ``_total``), the family
+    name escaped then suffixed (``escape(x) + _bucket``), and the OpenMetrics family name left
+    once the suffix is taken off the escaped whole (``# TYPE req_dot_count_ counter`` under dots),
+    so that the store's check holds for every writer."""
+    out = set()
+    for scheme in ESCAPING_SCHEMES:
+        base = escape_name(name, scheme)
+        for sample in exposed:
+            suffix = sample[len(name):]
+            escaped = escape_name(sample, scheme)
+            out.add((scheme, escaped))
+            out.add((scheme, base + suffix))
+            if suffix and escaped.endswith(suffix):  # the OpenMetrics family name of an escaped
+                out.add((scheme, escaped[:-len(suffix)]))  # x_total: req_dot_count_ (dots)
+    return out

@@ -23,15 +23,17 @@ import re
 from ..errors import ParseError
 from ..model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INF, INFO, STATESET, SUMMARY,
                      UNKNOWN, Exemplar, Family, Point)
-from ._labels import (METRIC_NAME, check_unique, found, merge_mode, parse_label_set,
-                      series_labels, series_text, unescape)
+from ._labels import (LEGACY_SEEN, METRIC_NAME, QUOTED, check_unique, found, legacy_labels,
+                      merge_mode, parse_label_set, read_quoted, series_labels, series_text,
+                      unescape)
+from .escaping import label_problem
 from ._lines import decode, fast_line, fast_sample
 from ._numbers import REAL, parse_float, parse_real
 
 __all__ = ["parse_openmetrics"]
 
 _FAST = fast_line(trailing_comma=False, timestamp=REAL)
-_META = re.compile(rf"# (HELP|TYPE|UNIT) ({METRIC_NAME}) (.*)")
+_META = re.compile(rf"# (HELP|TYPE|UNIT) ({METRIC_NAME}|{QUOTED}) (.*)")
 _NAME = re.compile(METRIC_NAME)
 _EOF = "# EOF"
 _EXEMPLAR_MAX_CHARS = 128
@@ -61,7 +63,7 @@ def parse_openmetrics(body: bytes) -> list[Family]:
 
 class _Family:
     __slots__ = ("name", "type", "help", "unit", "unit_line", "line", "roles", "sampled",
-                 "series", "current", "points")
+                 "series", "current", "points", "utf8")
 
     def __init__(self, name: str, line: int):
         self.name = name
@@ -75,6 +77,7 @@ class _Family:
         self.series = set()           # labels of the series seen, to refuse a split series
         self.current = None           # the _Series being read
         self.points = []
+        self.utf8 = False             # a label name outside the legacy set (model.Family.utf8)
 
 
 class _Series:
@@ -128,7 +131,12 @@ class _Parser:
                     raise ParseError("text after '# EOF'", lineno + 1)
                 self._metadata(line, lineno)
             else:
-                self._sample(*_read_sample(line, lineno), lineno)
+                sample = _read_sample(line, lineno)
+                self._sample(*sample, lineno)
+                for pair in sample[1]:  # a quoted name may be outside the legacy set
+                    if pair[0] not in LEGACY_SEEN and not legacy_labels(sample[1]):
+                        self.family.utf8 = True
+                        break
         self._close()
         return self.batch
 
@@ -172,12 +180,14 @@ class _Parser:
             self.claims[used] = family.name
         if typed or family.sampled:
             self.batch.append(Family(family.name, family.type, family.help or "",
-                                     family.unit or "", family.points))
+                                     family.unit or "", family.points, family.utf8))
 
     def _metadata(self, line: str, lineno: int) -> None:
         match = _META.fullmatch(line)
         if match is None:
             keyword = line[2:6]
+            if line[:2] == "# " and keyword in ("HELP", "TYPE", "UNIT") and line[6:8] == ' "':
+                read_quoted(line, 7, lineno, True, f"metric name in the {keyword} line")
             if line[:2] == "# " and keyword in ("HELP", "TYPE", "UNIT"):
                 raise ParseError(f"malformed {keyword} line: expected '# {keyword} <name> "
                                  f"<{'text' if keyword == 'HELP' else keyword.lower()}>' with "
@@ -185,6 +195,8 @@ class _Parser:
             raise ParseError("invalid comment: OpenMetrics allows only '# HELP', '# TYPE', "
                              "'# UNIT' and '# EOF'", lineno)
         keyword, name, text = match.groups()
+        if name[0] == '"':  # a UTF-8 name: # TYPE "my.metric" counter
+            name = read_quoted(name, 0, lineno, True, f"metric name in the {keyword} line")[0]
         family = self.family
         if family is None or family.name != name:
             family = self._open(name, lineno, f"{keyword} line for")
@@ -388,15 +400,25 @@ def _text(value: float) -> str:
 
 
 def _read_sample(line: str, lineno: int) -> tuple:
-    """The careful path: escapes, exemplars, and a worded error for anything else."""
-    match = _NAME.match(line)
-    if match is None:
-        raise ParseError(f"expected a metric name, {found(line, 0)}", lineno)
-    name = match.group()
-    pos = match.end()
+    """The careful path: escapes, exemplars, quoted names (``{"a.b","c.d"="1"} 1``), and a
+    worded error for anything else."""
+    if line[0] == "{":
+        name = None
+        pos = 0
+    else:
+        match = _NAME.match(line)
+        if match is None:
+            if line[0] == '"':
+                raise ParseError('a quoted metric name goes inside the braces, first: '
+                                 '{"name",labels...} (OpenMetrics)', lineno)
+            raise ParseError(f"expected a metric name, {found(line, 0)}", lineno)
+        name = match.group()
+        pos = match.end()
     pairs = []
     if line[pos:pos + 1] == "{":
-        pairs, pos = parse_label_set(line, pos + 1, lineno, True)
+        pairs, pos, name = parse_label_set(line, pos + 1, lineno, True, name)
+    if name is None:
+        raise ParseError('missing metric name: expected name{...} or {"name",...}', lineno)
     if line[pos:pos + 1] != " ":
         raise ParseError(f"expected a space before the value of '{name}', {found(line, pos)}",
                          lineno)
@@ -436,8 +458,12 @@ def _exemplar(line: str, pos: int, lineno: int) -> Exemplar:
     if line[pos:pos + 1] != "{":
         raise ParseError(f"expected '{{' to start the exemplar's labels, {found(line, pos)}",
                          lineno)
-    pairs, pos = parse_label_set(line, pos + 1, lineno, True)
+    pairs, pos, _ = parse_label_set(line, pos + 1, lineno, True, exemplar=True)
     check_unique(pairs, lineno, "exemplar label")
+    if not legacy_labels(pairs):
+        problem = label_problem(pairs)
+        if problem is not None:
+            raise ParseError(f"exemplar: {problem}", lineno)
     if sum(len(k) + len(v) for k, v in pairs) > _EXEMPLAR_MAX_CHARS:
         raise ParseError(f"exemplar labels are longer than {_EXEMPLAR_MAX_CHARS} characters",
                          lineno)

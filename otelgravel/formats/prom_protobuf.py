@@ -16,6 +16,9 @@ labels are a sorted tuple without ``clear_mode``/``clearmode``, which sets ``poi
 histogram buckets are cumulative and ascending with ``+Inf`` last (appended from
 ``sample_count`` when absent); summary quantiles ascend. Every problem raises ``ParseError``
 whose reason starts with the 1-based message index: ``message 3: family 'x': ...``.
+
+Metric and label names may be any non-empty UTF-8 (as Prometheus 3 reads them); label names
+starting with ``__`` are reserved.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from ..clearmode import parse_clear_mode
 from ..errors import ClearModeError, ParseError
 from .. import nativehist
+from .escaping import label_problem
 from ..model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INF, SUMMARY, UNKNOWN, Exemplar,
                      Family, NativeHistogram, Point)
 
@@ -125,10 +129,10 @@ _CLEAR_MODE_LABELS = frozenset({"clear_mode", "clearmode"})
 _RESERVED_LABEL = {HISTOGRAM: "le", GAUGEHISTOGRAM: "le", SUMMARY: "quantile"}
 _NATIVE_FIELDS = ("schema", "zero_threshold", "zero_count", "zero_count_float")
 
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+# Names are any non-empty UTF-8 (Prometheus 3, client_golang with UTF-8 validation); a label
+# name outside the legacy set marks its family ``utf8`` (the store's collision check).
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_good_label_names: set[str] = set()  # names already checked, so the regex runs once per name
-_good_metric_names: set[str] = set()
+_good_label_names: dict[str, bool] = {}  # names already checked -> legacy, so each is read once
 
 
 class _Invalid(Exception):
@@ -201,11 +205,6 @@ def _family(mf) -> Family:
     help_, unit = mf.help, mf.unit
     if help_.__class__ is not str or unit.__class__ is not str:
         raise _Invalid("help or unit is not valid UTF-8")
-    if name not in _good_metric_names:
-        if _METRIC_NAME.fullmatch(name) is None:
-            raise _Invalid("invalid metric name")
-        if len(_good_metric_names) < 10000:
-            _good_metric_names.add(name)
     type_number = mf.type
     # an unknown type number reads as 0 (counter) and lands in the unknown fields
     if type_number == 0 and not mf.HasField("type") and _has_unknown_type(mf):
@@ -217,9 +216,10 @@ def _family(mf) -> Family:
     others = _OTHER_FIELDS[value_field]
     points = []
     seen: set = set()
+    utf8 = [False]
     for number, metric in enumerate(mf.metric, 1):
         try:
-            labels, mode = _labels(metric.label, reserved)
+            labels, mode = _labels(metric.label, reserved, utf8=utf8)
         except _BadLabel as exc:
             raise _Invalid(f"metric {number}: {exc}") from None
         if labels in seen:
@@ -250,7 +250,7 @@ def _family(mf) -> Family:
         except _BadSeries as exc:
             raise _Invalid(f"series {_series(mf.name, labels)}: {exc}") from None
         points.append(point)
-    return Family(name, type_, help_, unit, points)
+    return Family(name, type_, help_, unit, points, utf8[0])
 
 
 _TYPE_NAMES = dict(enumerate(_METRIC_TYPES))
@@ -267,34 +267,38 @@ def _series(name: str, labels) -> str:
 
 def _check_label_name(name) -> str | None:
     """The problem with a label name, or None when it is fine."""
-    if name in _good_label_names:
-        return None
     if name.__class__ is not str:
         return "label name is not valid UTF-8"
     if not name:
         return "empty label name"
-    if _LABEL_NAME.fullmatch(name) is None:
-        return f"invalid label name {name!r}"
     if name.startswith("__"):
         return f"label name {name!r} is reserved (starts with '__')"
-    if len(_good_label_names) < 10000:
-        _good_label_names.add(name)
     return None
 
 
-def _labels(pairs, reserved: str | None = None, modes=_CLEAR_MODE_LABELS):
+def _labels(pairs, reserved: str | None = None, modes=_CLEAR_MODE_LABELS, utf8=None):
     """The sorted label tuple of a metric's or an exemplar's pairs, and the clear mode that the
-    ``modes`` labels set (an exemplar passes none: there clear_mode is an ordinary label)."""
+    ``modes`` labels set (an exemplar passes none: there clear_mode is an ordinary label).
+    ``utf8[0]`` becomes True when a name is outside the legacy set (an exemplar's names are
+    checked here for collisions once escaped; a series' by the store, with its group's)."""
     if not pairs:
         return (), None
     mode = None
     out = []
     names = set()
+    legacy = True
     for pair in pairs:
         name, value = pair.name, pair.value
-        problem = _check_label_name(name)
-        if problem is not None:
-            raise _BadLabel(problem)
+        known = _good_label_names.get(name)
+        if known is None:
+            problem = _check_label_name(name)
+            if problem is not None:
+                raise _BadLabel(problem)
+            known = _LABEL_NAME.fullmatch(name) is not None
+            if len(_good_label_names) < 10000:
+                _good_label_names[name] = known
+        if not known:
+            legacy = False
         if value.__class__ is not str:
             raise _BadLabel(f"label {name!r}: value is not valid UTF-8")
         if name in modes:
@@ -314,6 +318,13 @@ def _labels(pairs, reserved: str | None = None, modes=_CLEAR_MODE_LABELS):
         names.add(name)
         out.append((name, value))
     out.sort()
+    if not legacy:
+        if utf8 is None:  # an exemplar: no store check follows
+            problem = label_problem(out)
+            if problem is not None:
+                raise _BadLabel(problem)
+        else:
+            utf8[0] = True
     return tuple(out), mode
 
 

@@ -25,7 +25,8 @@ import re
 from ..errors import ParseError
 from ..model import COUNTER, GAUGE, HISTOGRAM, INF, SUMMARY, UNKNOWN, Batch, Family, Point
 from ._labels import (METRIC_NAME, check_unique, found, merge_mode, parse_label_set,
-                      series_labels, series_text, unescape)
+                      LEGACY_SEEN, legacy_labels, read_quoted, series_labels, series_text,
+                      unescape)
 from ._lines import decode, fast_line, fast_sample
 from ._numbers import parse_float, parse_int64_timestamp
 from ._shapes import STAMP, Shape, ShapeMemory, cut
@@ -47,7 +48,7 @@ _HAS_CREATED = (COUNTER, HISTOGRAM, SUMMARY)
 
 
 class _Family:
-    __slots__ = ("name", "out", "type", "help", "typed", "series")
+    __slots__ = ("name", "out", "type", "help", "typed", "series", "utf8")
 
     def __init__(self, name: str):
         self.name = name          # as declared or sampled
@@ -56,6 +57,7 @@ class _Family:
         self.help = None
         self.typed = False
         self.series = {}          # labels -> Point, or _Group for histograms and summaries
+        self.utf8 = False         # a label name outside the legacy set (model.Family.utf8)
 
 
 class _Group:
@@ -113,11 +115,15 @@ def _read_meta(line: str, lineno: int) -> tuple:
     if match is None:
         return ()
     keyword, rest = match.groups()
-    name_match = _NAME.match(rest)
-    if name_match is None:
-        raise ParseError(f"expected a metric name after {keyword}, {found(rest, 0)}", lineno)
-    name = name_match.group()
-    after = rest[name_match.end():]
+    if rest[:1] == '"':  # a UTF-8 name: # TYPE "my.metric" counter
+        name, end = read_quoted(rest, 0, lineno, False, f"metric name in the {keyword} line")
+    else:
+        name_match = _NAME.match(rest)
+        if name_match is None:
+            raise ParseError(f"expected a metric name after {keyword}, {found(rest, 0)}", lineno)
+        name = name_match.group()
+        end = name_match.end()
+    after = rest[end:]
     if after and after[0] not in " \t":
         raise ParseError(f"invalid metric name in {keyword} line: "
                          f"'{rest.split(maxsplit=1)[0]}'", lineno)
@@ -149,6 +155,7 @@ class _Parser:
     def parse(self, text: str) -> None:
         by_sample = self.by_sample
         fast = _FAST.fullmatch
+        legacy_seen = LEGACY_SEEN
         values = self.values
         value_lines = self.value_lines
         lineno = 0
@@ -176,9 +183,16 @@ class _Parser:
                 if line[start] == "#":
                     self._comment(line[start:], lineno)
                     continue
-                name, pairs, value = _read_sample(line, start, lineno)
+                name, pairs, value, last = _read_sample(line, start, lineno)
                 inspect = True
-                stamped = None
+                # a value that is the line's last token after a space (a line with quoted
+                # names, say) is one the shape memory can read again (Shape.values)
+                stamped = False if last else None
+                for pair in pairs:  # a quoted name may be outside the legacy set
+                    if pair[0] not in legacy_seen and not legacy_labels(pairs):
+                        entry = by_sample.get(name) or self._untyped(name)
+                        entry[0].utf8 = True
+                        break
             index = len(values)
             values.append(value)
             if stamped is False:
@@ -358,14 +372,14 @@ class _Parser:
                           for g in family.series.values()]
             else:
                 series = list(family.series.values())
-            plan.append((family.out, family.type, family.help or "", series))
+            plan.append((family.out, family.type, family.help or "", series, family.utf8))
         return plan
 
 
 def _build(plan: list, values: list, shape: Shape | None) -> Batch:
     """The batch of a plan with these values (plain loops: this runs for every push)."""
     batch = Batch(shape=shape)
-    for name, type_, help_, series in plan:
+    for name, type_, help_, series, utf8 in plan:
         points = []
         if type_ == HISTOGRAM:
             for spec in series:
@@ -378,7 +392,7 @@ def _build(plan: list, values: list, shape: Shape | None) -> Batch:
         else:
             for labels, mode, i in series:
                 points.append(Point(labels, mode, values[i]))
-        batch.append(Family(name, type_, help_, "", points))
+        batch.append(Family(name, type_, help_, "", points, utf8))
     return batch
 
 
@@ -407,17 +421,27 @@ def _histogram(name: str, values: list, labels: tuple, mode, line: int, bounds: 
                  count=count)
 
 
-def _read_sample(line: str, pos: int, lineno: int) -> tuple[str, list, float]:
-    """The careful path: any blanks, escapes, trailing comma; words every error."""
-    match = _NAME.match(line, pos)
-    if match is None:
-        raise ParseError(f"expected a metric name, {found(line, pos)}", lineno)
-    name = match.group()
-    pos = _BLANKS.match(line, match.end()).end()
+def _read_sample(line: str, pos: int, lineno: int) -> tuple[str, list, float, bool]:
+    """The careful path: any blanks, escapes, trailing comma, quoted names (``{"a.b"} 1``, and
+    ``"a.b"{...} 1`` as expfmt reads it); words every error."""
+    char = line[pos]
+    if char == "{":
+        name = None
+    elif char == '"':
+        name, pos = read_quoted(line, pos, lineno, False, "metric name")
+        pos = _BLANKS.match(line, pos).end()
+    else:
+        match = _NAME.match(line, pos)
+        if match is None:
+            raise ParseError(f"expected a metric name, {found(line, pos)}", lineno)
+        name = match.group()
+        pos = _BLANKS.match(line, match.end()).end()
     pairs = []
     if line[pos:pos + 1] == "{":
-        pairs, pos = parse_label_set(line, pos + 1, lineno, False)
+        pairs, pos, name = parse_label_set(line, pos + 1, lineno, False, name)
         pos = _BLANKS.match(line, pos).end()
+    if name is None:
+        raise ParseError('missing metric name: expected name{...} or {"name",...}', lineno)
     match = _TOKEN.match(line, pos)
     if match is None:
         raise ParseError(f"missing value after '{name}'", lineno)
@@ -425,8 +449,12 @@ def _read_sample(line: str, pos: int, lineno: int) -> tuple[str, list, float]:
     value = parse_float(token)
     if value is None:
         raise ParseError(f"invalid value '{token}'", lineno)
-    pos = _BLANKS.match(line, match.end()).end()
-    if pos < len(line):
+    start = pos
+    end = match.end()
+    pos = _BLANKS.match(line, end).end()
+    size = len(line)
+    last = end == size and line[start - 1] == " "  # the value is the line's last token
+    if pos < size:
         match = _TOKEN.match(line, pos)
         token = match.group()
         if parse_int64_timestamp(token) is None:
@@ -435,4 +463,4 @@ def _read_sample(line: str, pos: int, lineno: int) -> tuple[str, list, float]:
         pos = _BLANKS.match(line, match.end()).end()
         if pos < len(line):
             raise ParseError(f"unexpected text after the timestamp: {line[pos:]!r}", lineno)
-    return name, pairs, value
+    return name, pairs, value, last

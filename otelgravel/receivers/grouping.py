@@ -11,6 +11,14 @@ slash inside a value rather than a separator.
 - An empty last value (``/job/a/label/``, prom-client's way of sending ``""``) is the empty value.
   A lone slash right after the job (``/job/a/``) adds nothing, as in the Pushgateway.
 - ``+`` stays a plus sign: this is a path, not a query string (the Pushgateway does the same).
+- Label names may be UTF-8, as with the Pushgateway's ``--push.enable-utf8-names`` (always on
+  here): a name is percent-decoded, its ``@base64`` suffix taken off, then, when it starts with
+  ``U__``, decoded from the ``values`` escaping (``U__foo_2e_bar`` → ``foo.bar``, ``__`` → ``_``);
+  a name that does not decode (``U__in_xxx_valid``) stays as written, as in the Pushgateway. Only
+  names are decoded so, never values, and never the leading ``job``. A decoded name must not be
+  empty nor start with ``__`` (the Pushgateway checks that on the escaped name only), and no two
+  names may be written alike by an escaping scheme (``a.b`` and ``a_b``), nor may a scheme
+  write one with the reserved ``__`` prefix.
 
 Every problem raises ``GroupingKeyError`` with a message that names it.
 """
@@ -22,10 +30,10 @@ import re
 from urllib.parse import unquote
 
 from ..errors import GroupingKeyError
+from ..formats.escaping import label_problem, unescape_values
 
 BASE64_SUFFIX = "@base64"
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
@@ -46,22 +54,29 @@ def parse_grouping_key(tail: str) -> tuple[tuple[str, str], ...]:
         raw_name = _percent_decode(components[i], tail)
         value = _percent_decode(components[i + 1], tail)
         name = raw_name.removesuffix(BASE64_SUFFIX)
+        base64_value = name != raw_name
         if i == 0 and name != "job":
             raise GroupingKeyError(f"grouping key {tail!r} must start with /job/<JOB> or "
                                    f"/job@base64/<JOB>, not {raw_name!r}")
-        if _LABEL_NAME.fullmatch(name) is None:
-            raise GroupingKeyError(f"invalid label name {name!r} in grouping key {tail!r}")
+        elif name[:3] == "U__":
+            name = unescape_values(name)
+        if not name:
+            raise GroupingKeyError(f"empty label name {raw_name!r} in grouping key {tail!r}")
         if name.startswith("__"):
             raise GroupingKeyError(f"label name {name!r} in grouping key {tail!r} is reserved "
                                    "(starts with '__')")
-        if name != raw_name:
+        if base64_value:
             value = _base64_decode(value, name)
         if name in labels:
             raise GroupingKeyError(f"duplicate label name {name!r} in grouping key {tail!r}")
         labels[name] = value
     if not labels["job"]:
         raise GroupingKeyError(f"empty job name in grouping key {tail!r}")
-    return tuple(sorted(labels.items()))
+    key = tuple(sorted(labels.items()))
+    problem = label_problem(key)  # every group writes push_time_seconds with these labels
+    if problem is not None:
+        raise GroupingKeyError(f"grouping key {tail!r}: {problem}")
+    return key
 
 
 def _percent_decode(component: str, tail: str) -> str:

@@ -17,6 +17,14 @@ Follows the OpenTelemetry "Prometheus and OpenMetrics Compatibility" specificati
   non-OTLP protocols: booleans ``true``/``false``, integers in decimal, doubles as JSON numbers,
   bytes as base64, arrays and maps as JSON.
 
+With ``receivers.otlp.utf8_names`` (``utf8_metric_name``, ``utf8_labels_from_pairs``) names
+keep their characters, as Prometheus 3's ``NoUTF8EscapingWithSuffixes`` OTLP translation does:
+``http.server.duration`` with unit ``s`` is ``http.server.duration_seconds`` (the unit and
+``_total`` suffixes are still added), attribute ``url.scheme`` is label ``url.scheme``. A scraper
+that does not ask for ``escaping=allow-utf-8`` gets them escaped (``http_server_duration_seconds``,
+``url_scheme``), which is what the default translation gives for the usual names. An attribute
+key starting with ``__`` (reserved) is still sanitised; exemplar attributes always are.
+
 Pure functions, no state; the translator caches what it needs.
 """
 from __future__ import annotations
@@ -119,6 +127,42 @@ def metric_name(otel_name: str, unit: str, *, counter: bool, gauge: bool) -> tup
     if not name:
         return "", ""
     return name, word
+
+
+@lru_cache(maxsize=8192)
+def utf8_metric_name(otel_name: str, unit: str, *, counter: bool, gauge: bool) -> tuple[str, str]:
+    """``metric_name`` keeping the name's characters: only the counter's ``_total`` comes off
+    (the writers add it) and the unit word is appended unless the name already ends with it."""
+    name = otel_name
+    if counter:
+        while name.endswith("_total"):
+            name = name[: -len("_total")]
+    if not name:
+        return "", ""
+    word = unit_suffix(unit, gauge)
+    if word and not (name == word or name.endswith("_" + word)):
+        name = f"{name}_{word}"
+    return name, word
+
+
+def utf8_labels_from_pairs(pairs) -> dict[str, str]:
+    """Attributes as labels, keys kept as they are (empty ones dropped). Reserved keys (``__``)
+    are sanitised as ``labels_from_pairs`` does, and give way to a key spelled like the result.
+    Keys that an escaping scheme writes alike (``a.b``, ``a_b``) stay apart here: the store
+    refuses such a series (the export's partial success says why)."""
+    out: dict[str, str] = {}
+    reserved = None
+    for key, value in pairs:
+        if key[:2] == "__":
+            if reserved is None:
+                reserved = []
+            reserved.append((key, value))
+        elif key:
+            out[key] = value
+    if reserved:
+        for name, value in labels_from_pairs(reserved).items():
+            out.setdefault(name, value)
+    return out
 
 
 @lru_cache(maxsize=8192)

@@ -17,6 +17,8 @@ Names and labels
     version become ``otel_scope_name``/``otel_scope_version`` (when non-empty). Resource attributes
     other than service.name/namespace/instance.id become one info family ``target`` (exposed as
     ``target_info``) per group with mode ``family``: the latest resource of the group wins.
+    With ``utf8_names`` metric and attribute names keep their characters (``names.py``) and every
+    family is marked ``utf8``, so the store refuses label names that a scheme writes alike.
 
 Kinds and temporality → clear modes (SPEC section 3)
     ============================  ==========  ======================================================
@@ -83,7 +85,8 @@ from ..errors import ClearModeError
 from ..model import (COUNTER, FAMILY, GAUGE, HISTOGRAM, INF, INFO, REPLACE, SUM, SUM_KIND,
                      SUMMARY, WINDOW_KIND, ClearMode, Exemplar, Family, Labels, NativeHistogram,
                      Point)
-from .names import attribute_value, labels_from_pairs, metric_name
+from .names import (attribute_value, labels_from_pairs, metric_name, utf8_labels_from_pairs,
+                    utf8_metric_name)
 from .sources import SourceMemory, _Source
 
 DELTA = 1
@@ -337,8 +340,9 @@ class _Builder:
     observations cannot be folded, so a second one goes to another layer (another push).
     """
 
-    def __init__(self, translation: Translation):
+    def __init__(self, translation: Translation, utf8: bool = False):
         self.t = translation
+        self.utf8 = utf8  # every family is marked utf8 (Family.utf8) when names are kept
         self.groups: dict[Labels, list[_Layer]] = {}
 
     def add(self, group: Labels, name: str, type_: str, help_: str, unit: str,
@@ -349,7 +353,7 @@ class _Builder:
         for layer in layers:
             family = layer.families.get(name)
             if family is None:
-                family = layer.families[name] = Family(name, type_, help_, unit)
+                family = layer.families[name] = Family(name, type_, help_, unit, utf8=self.utf8)
                 layer.index[name] = {}
             elif not family.help and help_:
                 family.help = help_
@@ -363,7 +367,7 @@ class _Builder:
                 return family
         layer = _Layer()
         layers.append(layer)
-        family = layer.families[name] = Family(name, type_, help_, unit, [point])
+        family = layer.families[name] = Family(name, type_, help_, unit, [point], self.utf8)
         layer.index[name] = {point.labels: point}
         return family
 
@@ -445,7 +449,7 @@ class OtlpTranslator:
     def __init__(self, keep_instance: bool = False, source_ttl: float = 3600.0,
                  max_sources: int = 100_000, exp_histogram_scale: int | None = None,
                  rule_for=None,
-                 memory: "SourceMemory | None" = None):
+                 memory: "SourceMemory | None" = None, utf8_names: bool = False):
         if exp_histogram_scale is not None and not -10 <= exp_histogram_scale <= 20:
             raise ValueError("exp_histogram_scale must be within -10..20")
         self.keep_instance = keep_instance
@@ -458,6 +462,11 @@ class OtlpTranslator:
         # The per-source memory is state (the state layer snapshots it and applies it in log
         # order); the translator itself only maps.
         self.memory = memory if memory is not None else SourceMemory(max_sources, source_ttl)
+        # utf8_names: metric and attribute names kept as they are (names.py), families marked
+        # utf8 so that the store checks their label names for collisions once escaped
+        self.utf8_names = utf8_names
+        self._metric_name = utf8_metric_name if utf8_names else metric_name
+        self._labels = utf8_labels_from_pairs if utf8_names else labels_from_pairs
 
     @property
     def _sources(self) -> OrderedDict:
@@ -480,7 +489,7 @@ class OtlpTranslator:
 
     def translate(self, request, now: float) -> Translation:
         t = Translation(_translator=self, _now=now)
-        b = _Builder(t)
+        b = _Builder(t, self.utf8_names)
         overlay: dict = {}  # source key -> _Source computed in this request (not yet committed)
         types: dict[str, str] = {}  # family name -> type, within this request
         for rm in request.resource_metrics:
@@ -521,8 +530,7 @@ class OtlpTranslator:
 
     def _target_info(self, t: Translation, b: _Builder, types: dict, group: Labels,
                      attrs: dict) -> None:
-        labels = labels_from_pairs((k, v) for k, v in attrs.items()
-                                   if k not in _RESOURCE_GROUP_KEYS)
+        labels = self._labels((k, v) for k, v in attrs.items() if k not in _RESOURCE_GROUP_KEYS)
         for name, _ in group:
             labels.pop(name, None)
         if not labels:
@@ -561,8 +569,8 @@ class OtlpTranslator:
             t.reject(len(points), f"{label}: aggregation temporality is unspecified "
                                   f"({temporality}); expected DELTA or CUMULATIVE")
             return
-        name, unit = metric_name(metric.name, metric.unit, counter=type_ == COUNTER,
-                                 gauge=type_ == GAUGE)
+        name, unit = self._metric_name(metric.name, metric.unit, counter=type_ == COUNTER,
+                                       gauge=type_ == GAUGE)
         if not name:
             t.reject(len(points), f"{label}: the name is not usable as a Prometheus metric name")
             return
@@ -593,7 +601,7 @@ class OtlpTranslator:
                     raise _Reject(str(exc)) from None
                 continue
             pairs.append((kv.key, attribute_value(kv.value)))
-        labels = labels_from_pairs(pairs)
+        labels = self._labels(pairs)
         for k, v in scope_labels:
             labels[k] = v
         for k in reserved:

@@ -70,7 +70,8 @@ def test_grouping_key_encodings_arrive_intact(gateway):
 @pytest.mark.parametrize("path, fragment", [
     ("/metrics/job/fn/odd", "odd"),
     ("/metrics/job/fn/__bad/x", "__"),
-    ("/metrics/job/fn/1abc/x", "label name"),
+    ("/metrics/job/fn//x", "empty label name"),
+    ("/metrics/job/fn/U__a_2e_b/1/a_b/2", "would both be written"),
     ("/metrics/job/fn/x@base64/!!!", "base64"),
     ("/metrics/job/", "job"),
 ])

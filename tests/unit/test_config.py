@@ -22,6 +22,11 @@ def test_embedded_default_matches_the_spec():
         == ("", "interval", 1.0, 300.0)
 
 
+def test_otlp_utf8_names_is_off_by_default():
+    assert load_config().otlp.utf8_names is False
+    assert load_config(None, ["receivers.otlp.utf8_names=true"]).otlp.utf8_names is True
+
+
 def test_configs_default_is_the_embedded_default():
     embedded = (REPO / "otelgravel" / "default_config.yaml").read_text()
     assert (REPO / "configs" / "default.yaml").read_text() == embedded
@@ -49,6 +54,8 @@ def test_set_overrides_with_yaml_values():
     (["receivers.pushgateway.endpoint=nowhere"], 'receivers::pushgateway::endpoint: must be host:port (got "nowhere")'),
     (["receivers.pushgateway.admin_api=maybe"], 'receivers::pushgateway::admin_api: must be true or false (got "maybe")'),
     (["receivers.pushgateway.colour=blue"], "receivers::pushgateway::colour: unknown key"),
+    (["receivers.otlp.utf8_names=sometimes"],
+     'receivers::otlp::utf8_names: must be true or false (got "sometimes")'),
     (["service.pipelines.metrics.processors=[batch]"], 'service::pipelines::metrics::processors: references processor "batch" which is not configured'),
     (["processors.gravel.max_series=0"], "processors::gravel::max_series: must be a whole number > 0"),
     (["processors.gravel.max_groups=0"], "processors::gravel::max_groups: must be a whole number > 0"),

@@ -173,7 +173,7 @@ BAD = [
     # ---- names
     pytest.param('0a 1', 1, "expected a metric name", id="metric name starts with a digit"),
     pytest.param('a.b 1', 1, "invalid value '.b'", id="dot in metric name"),
-    pytest.param('{a="b"} 1', 1, "expected a metric name", id="quoted or missing metric name"),
+    pytest.param('{a="b"} 1', 1, "missing metric name", id="no metric name"),
     pytest.param('a{1="1"} 1', 1, "expected a label name", id="label name starts with a digit"),
     pytest.param('a{b-c="1"} 1', 1, "expected '=' after label name 'b'", id="dash in label"),
     pytest.param('metric{__name__="x"} 1', 1, "'__name__' is reserved", id="__name__"),

@@ -107,20 +107,28 @@ def _label_pairs(labels, escaping: str | None) -> bytes:
     return b"".join(out)
 
 
-def _cached_labels(obj, labels) -> bytes | bool:
-    """The encoded label pairs of a series or group when they are the same in every scheme
-    (kept on it, ``pb_labels``), else False."""
+def _cached_labels(obj, labels) -> bytes | dict:
+    """The encoded label pairs of a series or group, kept on it (``pb_labels``): ``bytes`` when
+    they are the same in every scheme, else a ``dict`` per scheme (filled by ``_labels_in``)."""
     cached = obj.pb_labels
     if cached is None:
-        cached = obj.pb_labels = _label_pairs(labels, None) if legacy_labels(labels) else False
+        cached = obj.pb_labels = _label_pairs(labels, None) if legacy_labels(labels) else {}
     return cached
+
+
+def _labels_in(obj, labels, escaping: str) -> bytes:
+    """The encoded label pairs of a series or group under ``escaping``."""
+    cached = _cached_labels(obj, labels)
+    if cached.__class__ is bytes:
+        return cached
+    out = cached.get(escaping)
+    if out is None:
+        out = cached[escaping] = _label_pairs(labels, escaping)
+    return out
 
 
 def _series_labels(series, escaping: str) -> bytes:
-    cached = _cached_labels(series, series.key)
-    if cached is False:
-        return _label_pairs(series.key, escaping)
-    return cached
+    return _labels_in(series, series.key, escaping)
 
 
 def _exemplar(ex, escaping: str | None = None) -> bytes:
@@ -291,7 +299,7 @@ def _family_metrics(family, now: float, escaping: str) -> list:
         if labels is None:
             labels = _cached_labels(series, series.key)
         p = series.point
-        if labels is not False:
+        if labels.__class__ is bytes:
             if prefix is not None:
                 out = series.pb = _scalar(labels, prefix, p.value)
             elif counter and p.exemplar is None:
@@ -316,13 +324,25 @@ def _fresh(series, type_: str, labels, escaping: str) -> bytes:
     """Encode a series whose cache is empty and keep it: ``bytes``, or a ``dict`` per scheme
     (marking the family) when its label names or its exemplars' are not all legacy."""
     p = series.point
-    if labels is not False and exemplars_legacy(p):
+    if labels.__class__ is bytes and exemplars_legacy(p):
         out = series.pb = _metric(type_, labels, p, series.created)
         return out
-    out = _metric(type_, _series_labels(series, escaping), p, series.created, None, escaping)
+    out = _encode(series, type_, escaping)
     series.pb = {escaping: out}
     series.family.escaped |= 4
     return out
+
+
+def _encode(series, type_: str, escaping: str) -> bytes:
+    """A series' metric under ``escaping`` (gauges and counters by the inline encoders)."""
+    labels = _series_labels(series, escaping)
+    p = series.point
+    prefix = _SCALAR_PREFIX.get(type_)
+    if prefix is not None:
+        return _scalar(labels, prefix, p.value)
+    if type_ == COUNTER and p.exemplar is None:
+        return _counter(labels, p.value, series.created)
+    return _metric(type_, labels, p, series.created, None, escaping)
 
 
 def _escaped_family_metrics(family, now: float, escaping: str) -> list:
@@ -345,8 +365,7 @@ def _escaped_family_metrics(family, now: float, escaping: str) -> list:
         else:
             out = cached.get(escaping)
             if out is None:
-                out = cached[escaping] = _metric(type_, _series_labels(series, escaping),
-                                                 series.point, series.created, None, escaping)
+                out = cached[escaping] = _encode(series, type_, escaping)
             append(out)
         if cached.__class__ is dict:
             per_scheme += 1
@@ -391,9 +410,7 @@ def _push_times(out: list, store, name: str, escaping: str) -> None:
     for group, value in rows:
         labels = group.pb_labels
         if labels.__class__ is not bytes:
-            labels = _cached_labels(group, group.labels)
-            if labels is False:
-                labels = _label_pairs(group.labels, escaping)
+            labels = _labels_in(group, group.labels, escaping)
         metrics.append(_scalar(labels, prefix, value))
     if metrics:
         _family_message(out, name, 1, help_, "", metrics)

@@ -5,7 +5,7 @@ push (5 series each) and, after it, a log of PUSHES pushes, as a crashed gateway
 
 Runs the gateway's own FileBackend in process (pushing 1,000,000 series through HTTP would take
 longer than the measurement): the snapshot is written as at a shutdown, then a second backend
-appends the pushes and is abandoned without a snapshot (its files closed, as a kill -9 would).
+appends the pushes (each with its own duration value, as bench/push.lua's) and is abandoned without a snapshot (its files closed, as a kill -9 would).
 Prints one JSON line: series, snapshot bytes, log bytes, seconds.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from otelgravel.processor import GravelProcessor  # noqa: E402
 from otelgravel.state import PUSH, Applier, Record  # noqa: E402
 from otelgravel.state.file import FileBackend  # noqa: E402
 from otelgravel.translate.otlp import OtlpTranslator  # noqa: E402
-from workload import BENCH_JOB, push_body  # noqa: E402
+from workload import BENCH_JOB, VARYING_VALUE, push_body  # noqa: E402
 
 
 def _applier() -> Applier:
@@ -49,7 +49,9 @@ async def build(directory: str, groups: int, pushes: int) -> dict:
     await second.open(_applier())
     for i in range(pushes):
         group = (("instance", str(i % groups)), ("job", BENCH_JOB))
-        await second.submit(Record(PUSH, now + 1, group, "text", body, parse_prom_text(body)))
+        # each invocation its own duration, as bench/push.lua sends them (VARY)
+        varied = body.replace(VARYING_VALUE.encode(), b"0.%03d" % (1 + i % 997))
+        await second.submit(Record(PUSH, now + 1, group, "text", varied, parse_prom_text(varied)))
     for fd in (second._fd, second._lock, second._dir):  # abandoned: no last snapshot
         os.close(fd)
     names = os.listdir(directory)

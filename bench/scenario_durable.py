@@ -4,7 +4,10 @@ in the same run; restart time with a large stored state; the snapshot's bytes pe
 Three gateways of this scenario's own (memory only, ``sync: interval``, ``sync: always``, each
 on a fresh directory), filled with the same groups, measured with the same wrk push load in
 rotating order, repetition after repetition, so that load from other processes spreads over all
-three. Targets (issue 11): interval >= 90% of memory-only, always >= 50%.
+three. Targets (issue 11): interval >= 90% of memory-only, always >= 50%. Beside wrk's ratio
+(noisy: about +-15% on a shared machine), two figures with less noise: each gateway's own CPU per
+push over its wrk runs (``compare.alternate``'s ``cpu``), and ``durable_submit.py``'s in-process
+µs per push of the submit path alone (memory, interval, always; alternating rounds).
 
 Restart: ``durable_state.py`` builds a directory with ``--durable-series`` series in a snapshot
 and a log of ``--durable-pushes`` pushes after it (default 1,000,000 and 100,000; quick 100,000
@@ -57,6 +60,10 @@ def run(bench) -> None:
     except Exception as exc:
         bench.error("durable pushes", exc)
     try:
+        _submit(bench, out)
+    except Exception as exc:
+        bench.error("durable submit in process", exc)
+    try:
         _restart(bench, out)
     except Exception as exc:
         bench.error("durable restart", exc)
@@ -75,13 +82,26 @@ def _pushes(bench, out: dict) -> None:
         if info["contiguous_to"] < GROUPS:
             bench.note(f"durable {mode}: filled only {info['contiguous_to']} groups")
         servers[mode] = server
-    out["push"] = alternate(bench, servers, "durable", GROUPS)
+    out["push"] = alternate(bench, servers, "durable", GROUPS, cpu=True)
     base = out["push"]["memory"]["rps"]
     for mode in ("interval", "always"):
         rps = out["push"][mode]["rps"]
         out["push"][mode]["vs_memory"] = round(rps / base, 3) if base and rps else None
     for server in servers.values():
         server.stop()
+
+
+def _submit(bench, out: dict) -> None:
+    pushes = 5000 if bench.args.quick else 20000
+    done = subprocess.run([sys.executable, str(BENCH_DIR / "durable_submit.py"),
+                           str(bench.work / "durable-submit"), str(pushes), "5", str(GROUPS)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO_DIR)
+    if done.returncode != 0:
+        raise RuntimeError(f"durable_submit.py failed: {done.stderr[-800:]}")
+    out["submit"] = json.loads(done.stdout.strip().splitlines()[-1])
+    s = out["submit"]
+    log("durable submit in process (µs/push, wall / CPU): " + ", ".join(
+        f"{m} {s[m]['us_per_push']} / {s[m]['cpu_us_per_push']}" for m in ("memory", "interval", "always")))
 
 
 def _restart(bench, out: dict) -> None:
@@ -119,12 +139,23 @@ def _restart(bench, out: dict) -> None:
 def markdown(result: dict) -> str:
     d = result[NAME]
     lines = [f"### Durable state ({d['groups']} groups, {d['connections']} connections)", "",
-             "| store | pushes/s | p99 ms | vs memory-only | target |", "|---|---|---|---|---|"]
+             "| store | pushes/s | p99 ms | vs memory-only | target | gateway CPU µs/push "
+             "| submit µs/push in process (CPU) |", "|---|---|---|---|---|---|---|"]
     targets = {"memory": "", "interval": ">= 0.90", "always": ">= 0.50"}
+    submit = d.get("submit") or {}
     for mode, r in d.get("push", {}).items():
         spread = ", ".join(f"{x['rps']:.0f}" for x in r["runs"])
+        s = submit.get(mode)
+        inproc = f"{s['us_per_push']} ({s['cpu_us_per_push']})" if s else ""
         lines.append(f"| {mode} | {r['rps']:.0f} ({spread}) | {r['p99_ms']:.1f} | "
-                     f"{r.get('vs_memory', '')} | {targets[mode]} |")
+                     f"{r.get('vs_memory', '')} | {targets[mode]} | {r.get('cpu_us', '')} "
+                     f"| {inproc} |")
+    if submit:
+        lines += ["", f"In process (`durable_submit.py`, {submit['pushes']} pushes x "
+                  f"{submit['rounds']} alternating rounds, {submit['concurrency']} at a time, "
+                  "medians): the log adds " + ", ".join(
+                      f"{submit[m]['log_cpu_us_per_push']} µs of CPU a push with `sync: {m}`"
+                      for m in ("interval", "always")) + " to the submit path."]
     rs = d.get("restart")
     if rs:
         lines += ["", f"Restart with {rs['series']} series in the snapshot and {rs['pushes']} pushes "

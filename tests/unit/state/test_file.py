@@ -57,3 +57,29 @@ def test_snapshots_leave_one_segment_and_no_open_files(tmp_path):
         await b.close()
 
     asyncio.run(main())
+
+
+def test_the_restored_state_is_left_out_of_collections_for_a_while(tmp_path, monkeypatch):
+    """After a restore its objects are frozen (not walked by the first collections after the
+    start), then unfrozen (UNFREEZE_AFTER, or at close) so their cycles are collected again."""
+    import gc
+
+    from otelgravel.state import file
+
+    async def main():
+        directory = str(tmp_path / "s")
+        b = FileBackend(directory, "never", 1.0, 0)
+        await b.open(applier())
+        await b.submit(push(0))
+        await b.close()
+        assert gc.get_freeze_count() == 0
+        monkeypatch.setattr(file, "UNFREEZE_AFTER", 0.2)
+        again = applier()
+        b = FileBackend(directory, "never", 1.0, 0)
+        await b.open(again)
+        assert gc.get_freeze_count() > 0 and gc.isenabled()
+        await asyncio.sleep(0.5)
+        assert gc.get_freeze_count() == 0
+        await b.close()
+
+    asyncio.run(main())

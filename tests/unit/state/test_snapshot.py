@@ -12,7 +12,7 @@ from otelgravel.core.store import Store
 from otelgravel.formats.exposition import write_openmetrics
 from otelgravel.formats.openmetrics import parse_openmetrics
 from otelgravel.formats.prom_text import parse_prom_text
-from otelgravel.model import HISTOGRAM, SUM, Family, NativeHistogram, Point
+from otelgravel.model import HISTOGRAM, INF, SUM, Family, NativeHistogram, Point
 from otelgravel.processor import GravelProcessor
 from otelgravel.state.framing import DamagedFile, frame
 from otelgravel.state.snapshot import decode_snapshot, encode_snapshot
@@ -107,14 +107,44 @@ def _frames(store, memory):
     return list(encode_snapshot(store, memory, 7))
 
 
+def _json(f: bytes) -> bytes:
+    """The JSON part of a frame (after the 12-byte frame header and the u32 JSON length)."""
+    size = int.from_bytes(f[12:16], "little")
+    return f[16:16 + size]
+
+
+def _with_json(f: bytes, text: bytes) -> bytes:
+    """The frame ``f`` with its JSON replaced (its binary columns kept)."""
+    size = int.from_bytes(f[12:16], "little")
+    return frame(len(text).to_bytes(4, "little") + text + f[16 + size:])
+
+
+def _doc(doc: dict) -> bytes:
+    """A frame of a JSON document and no columns."""
+    return _with_json(frame(b"\0\0\0\0"), json.dumps(doc).encode())
+
+
 @pytest.mark.parametrize("damage, reason", [
     (lambda fs: fs[:-1], "no end frame"),
-    (lambda fs: fs[:2] + fs[3:], "counts"),  # a family frame left out
+    # a family frame left out: the tables are the file's, so the next frame's label pairs (or,
+    # when it used only pairs written before, the end frame's counts) miss it
+    (lambda fs: fs[:2] + fs[3:], "IndexError|counts"),
+    (lambda fs: fs[:-3] + fs[-2:], "counts"),  # the last family frame left out
     (lambda fs: fs[:1] + fs[2:], "IndexError"),  # the groups left out
-    (lambda fs: [frame(b'{"format":"other"}')] + fs[1:], "not an otelgravel snapshot"),
-    (lambda fs: [frame(fs[0][12:].replace(b'"version":1', b'"version":9'))] + fs[1:], "version 9"),
-    (lambda fs: [frame(fs[0][12:].replace(b'"_Source"', b'"x"').replace(b'"seen"', b'"evil"'))]
-     + fs[1:], "does not know"),
+    (lambda fs: [_doc({"format": "other"})] + fs[1:], "not an otelgravel snapshot"),
+    (lambda fs: [_with_json(fs[0], _json(fs[0]).replace(b'"version":2', b'"version":9'))] + fs[1:],
+     "version 9"),
+    (lambda fs: [_with_json(fs[0], _json(fs[0]).replace(b'"version":2', b'"version":1'))] + fs[1:],
+     "version 1/.* reads 2/2; remove the snapshot and the log"),
+    (lambda fs: [_with_json(fs[0], _json(fs[0]).replace(b'"_Source"', b'"x"').replace(
+        b'"seen"', b'"evil"'))] + fs[1:], "does not know"),
+    (lambda fs: fs[:1] + [_with_json(fs[1], _json(fs[1]).replace(b'"b":[', b'"b":[["z","I",9],'))]
+     + fs[2:], "runs past the end of its frame"),
+    (lambda fs: fs[:1] + [_with_json(fs[1], _json(fs[1]).replace(b'"b":[', b'"b":[["z","I",-1],'))]
+     + fs[2:], "of -1 values"),
+    (lambda fs: fs[:1] + [_with_json(fs[1], _json(fs[1]).replace(b'"b":[', b'"b":[["z","O",0],'))]
+     + fs[2:], "KeyError: 'O'"),
+    (lambda fs: fs[:1] + [frame(fs[1][12:] + b"\0")] + fs[2:], "1 bytes after the frame's columns"),
     (lambda fs: fs + fs[-1:], "after the end"),
     (lambda fs: [b"".join(fs)[:-3]], "past the end"),
 ])
@@ -139,19 +169,90 @@ def test_a_flipped_byte_anywhere_is_refused_naming_the_offset():
 def test_a_class_the_file_names_that_is_not_ours_is_refused():
     """The decoder only builds classes from its own table: a file naming os.system builds nothing."""
     fs = _frames(*_state())
-    head = json.loads(fs[0][12:])
+    head = json.loads(_json(fs[0]))
     head["classes"]["posix.system"] = []
     with pytest.raises(DamagedFile, match="unknown class 'posix.system'"):
-        decode_snapshot(frame(json.dumps(head).encode()) + b"".join(fs[1:]), "snap")
-    evil = json.dumps({"t": "otlp", "sources": [[["O", "posix.system"], None]], "corrections": []})
+        decode_snapshot(_with_json(fs[0], json.dumps(head).encode()) + b"".join(fs[1:]), "snap")
+    evil = _doc({"t": "otlp", "sources": [[["O", "posix.system"], None]], "corrections": []})
     with pytest.raises(DamagedFile, match="posix.system"):
-        decode_snapshot(b"".join(fs[:-2]) + frame(evil.encode()) + fs[-1], "snap")
+        decode_snapshot(b"".join(fs[:-2]) + evil + fs[-1], "snap")
     assert zlib.crc32(b"")  == 0
 
 
 def test_deep_nesting_is_refused_as_damage_not_a_crash():
     fs = _frames(Store(), None)
     deep = "[" * 100_000 + "]" * 100_000
-    evil = frame(('{"t":"otlp","sources":' + deep + ',"corrections":[]}').encode())
+    evil = _with_json(frame(b"\0\0\0\0"),
+                      ('{"t":"otlp","sources":' + deep + ',"corrections":[]}').encode())
     with pytest.raises(DamagedFile, match="RecursionError"):
         decode_snapshot(b"".join(fs[:-1]) + evil + fs[-1], "snap")
+
+
+def test_a_large_mixed_family_spans_frames_and_comes_back_exactly():
+    """More series than a frame holds, label sets of several lengths, histograms of two bucket
+    layouts and native ones in one family, values that are not floats: every column codec's
+    general path (the fast ones are for a family of one layout and one label length)."""
+    from otelgravel.state import snapshot as codec
+    store = Store()
+    processor = GravelProcessor(store)
+    n = codec.CHUNK * 2 + 7
+    for i in range(n):
+        group = (("instance", str(i % 97)), ("job", "big"))
+        extra = "".join(f',l{j}="{i}"' for j in range(i % 3))
+        bounds = ("1", "+Inf") if i % 2 else ("0.5", "2", "+Inf")
+        text = "# TYPE big histogram\n" + "".join(
+            f'big_bucket{{le="{le}",k="{i}"{extra}}} {i}\n' for le in bounds) + \
+            f'big_sum{{k="{i}"{extra}}} {i * 0.5}\nbig_count{{k="{i}"{extra}}} {i}\n'
+        processor.push(group, parse_prom_text(text.encode()), 1000.0 + i)
+    store.apply([Family("big", HISTOGRAM, points=[Point((("k", "native"),), SUM, native=NativeHistogram(
+        0, 0.0, 1.0, {1: 2.0}), sum=1.0, count=3.0)])], (("job", "big"),), 5000.0)
+    store.get("big", (("instance", "3"), ("job", "big"), ("k", "3"))).point.sum = 3  # an int
+    frames = list(encode_snapshot(store, None, 9))
+    assert len(frames) > 4  # head, groups, three family frames, end
+    snap = decode_snapshot(b"".join(frames), "snapshot")
+    again = Store()
+    again.restore(snap.store)
+    assert again.series_count == store.series_count == n + 1
+    assert list(encode_snapshot(again, None, 9)) == frames
+    assert write_openmetrics(again, 6000.0) == write_openmetrics(store, 6000.0)
+    key = (("instance", "5"), ("job", "big"), ("k", "5"), ("l0", "5"), ("l1", "5"))
+    assert again.get("big", key).point.buckets == [(1.0, 5.0), (INF, 5.0)]
+    assert again.get("big", key).point == store.get("big", key).point
+    # the label pairs are shared: one tuple per pair in the whole state
+    a = again.get("big", key).key[1]
+    b = again.get("big", (("instance", "5"), ("job", "big"), ("k", "102"))).key[1]
+    assert a is b
+
+
+def _with_column(f: bytes, name: str, values: list) -> bytes:
+    """The frame ``f`` with its binary column ``name`` replaced by u32 ``values``."""
+    from array import array
+    size = int.from_bytes(f[12:16], "little")
+    doc = json.loads(f[16:16 + size])
+    at, parts = 16 + size, []
+    for col, code, count in doc["b"]:
+        width = 8 if code == "d" else 4
+        data = f[at:at + count * width]
+        at += count * width
+        if col == name:
+            data = array("I", values).tobytes()
+        parts.append(data)
+    text = json.dumps(doc).encode()
+    return frame(len(text).to_bytes(4, "little") + text + b"".join(parts))
+
+
+@pytest.mark.parametrize("column, values, reason", [
+    ("g", [10**6], "a series of group 1000000, of 3 groups"),  # a group that is not there
+    ("k", [10**6] * 2, "IndexError"),                           # a label pair that is not there
+])
+def test_an_index_out_of_the_tables_is_damage(column, values, reason):
+    store = Store()
+    GravelProcessor(store).push(GROUP, parse_prom_text(b"# TYPE c counter\nc{a=\"1\"} 2\n"), 1.0)
+    GravelProcessor(store).push((("job", "b"),), parse_prom_text(b"# TYPE d counter\nd 1\n"), 1.0)
+    GravelProcessor(store).push((("job", "c"),), parse_prom_text(b"# TYPE d counter\nd 1\n"), 1.0)
+    fs = _frames(store, None)
+    family = next(i for i, f in enumerate(fs) if b'"t":"family"' in _json(f))
+    decode_snapshot(b"".join(fs), "snap")
+    fs[family] = _with_column(fs[family], column, values)
+    with pytest.raises(DamagedFile, match=reason):
+        decode_snapshot(b"".join(fs), "snap")

@@ -206,25 +206,31 @@ def _histogram_problem(name: str, key: Labels, point: Point) -> InputError | Non
     sum is NaN (NaN observations are counted in no bucket)."""
     native = point.native
     count = point.count
-    if native is None:
-        counts = [c for _, c in point.buckets]
-        if count is not None:
-            counts.append(count)
-    else:
-        counts = [native.zero_count, *native.positive.values(), *native.negative.values()]
-        buckets = sum(counts)
-        if count is not None:
-            counts.append(count)
-            if count != buckets and point.sum == point.sum:
-                return InputError(f"native histogram {format_series(name, key)} has the count "
-                                  f"{count:g} but {buckets:g} "
-                                  "observations in its buckets (a count above them is only "
-                                  "allowed with a NaN sum)")
+    if native is None:  # the push path's case: no list built
+        for _, c in point.buckets:
+            if c.__class__ is not int and not c.is_integer():
+                return _fractional(name, key, c)
+        if count is not None and count.__class__ is not int and not count.is_integer():
+            return _fractional(name, key, count)
+        return None
+    counts = [native.zero_count, *native.positive.values(), *native.negative.values()]
+    buckets = sum(counts)
+    if count is not None:
+        counts.append(count)
+        if count != buckets and point.sum == point.sum:
+            return InputError(f"native histogram {format_series(name, key)} has the count "
+                              f"{count:g} but {buckets:g} "
+                              "observations in its buckets (a count above them is only "
+                              "allowed with a NaN sum)")
     for c in counts:
         if c.__class__ is not int and not c.is_integer():
-            return InputError(f"histogram {format_series(name, key)} has the count "
-                              f"{c:g}: OpenMetrics counts observations in integers")
+            return _fractional(name, key, c)
     return None
+
+
+def _fractional(name: str, key: Labels, c: float) -> InputError:
+    return InputError(f"histogram {format_series(name, key)} has the count "
+                      f"{c:g}: OpenMetrics counts observations in integers")
 
 
 def _a(word: str) -> str:

@@ -166,26 +166,6 @@ def read_quoted(text: str, pos: int, line: int, om: bool, what: str) -> tuple[st
     return name, match.end()
 
 
-_LEGACY_LABEL = re.compile(LABEL_NAME)
-# Label names known to be legacy: the careful paths test ``name in LEGACY_SEEN`` inline (no call
-# per line) and call ``legacy_labels`` only for a name not seen yet. Bounded.
-LEGACY_SEEN: set[str] = set()
-
-
-def legacy_labels(pairs: list) -> bool:
-    """Whether every label name of ``pairs`` is in the legacy set (for the careful paths, which
-    alone can read a quoted name: a line of the fast path has legacy names only)."""
-    for pair in pairs:
-        name = pair[0]
-        if name not in LEGACY_SEEN:
-            if _LEGACY_LABEL.fullmatch(name) is None:
-                return False
-            if len(LEGACY_SEEN) >= 16384:
-                LEGACY_SEEN.clear()
-            LEGACY_SEEN.add(name)
-    return True
-
-
 def check_unique(pairs: list, line: int, what: str = "label") -> None:
     if len(pairs) > 1 and len(dict(pairs)) != len(pairs):
         seen = set()

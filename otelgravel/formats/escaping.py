@@ -38,20 +38,29 @@ def is_legacy_label(name: str) -> bool:
     return _LEGACY_LABEL.fullmatch(name) is not None
 
 
-_legacy_labels: dict = {}  # label name -> legacy-valid? (names are few; bounded below)
+# Label names known to be legacy, and known not to be: the parsers' careful paths test
+# ``name in LEGACY_SEEN`` inline (no call per line) and call ``legacy_labels`` only for a name not
+# seen yet; the writers call it once per rendering. Names are few; both sets are bounded.
+LEGACY_SEEN: set[str] = set()
+_NOT_LEGACY: set[str] = set()
+_SEEN_MAX = 16384
 
 
 def legacy_labels(labels) -> bool:
     """Are the names of these (name, value) pairs all legacy label names?"""
-    known = _legacy_labels
-    for k, _ in labels:
-        ok = known.get(k)
-        if ok is None:
-            if len(known) > 65536:
-                known.clear()
-            ok = known[k] = is_legacy_label(k)
-        if not ok:
-            return False
+    for pair in labels:
+        name = pair[0]
+        if name not in LEGACY_SEEN:
+            if name in _NOT_LEGACY:
+                return False
+            if _LEGACY_LABEL.fullmatch(name) is None:
+                if len(_NOT_LEGACY) >= _SEEN_MAX:
+                    _NOT_LEGACY.clear()
+                _NOT_LEGACY.add(name)
+                return False
+            if len(LEGACY_SEEN) >= _SEEN_MAX:
+                LEGACY_SEEN.clear()
+            LEGACY_SEEN.add(name)
     return True
 
 

@@ -23,10 +23,9 @@ import re
 from ..errors import ParseError
 from ..model import (COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INF, INFO, STATESET, SUMMARY,
                      UNKNOWN, Exemplar, Family, Point)
-from ._labels import (LEGACY_SEEN, METRIC_NAME, QUOTED, check_unique, found, legacy_labels,
-                      merge_mode, parse_label_set, read_quoted, series_labels, series_text,
-                      unescape)
-from .escaping import label_problem
+from ._labels import (METRIC_NAME, QUOTED, check_unique, found, merge_mode, parse_label_set,
+                      read_quoted, series_labels, series_text, unescape)
+from .escaping import LEGACY_SEEN, label_problem, legacy_labels
 from ._lines import decode, fast_line, fast_sample
 from ._numbers import REAL, parse_float, parse_real
 

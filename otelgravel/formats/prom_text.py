@@ -25,9 +25,9 @@ import re
 from ..errors import ParseError
 from ..model import COUNTER, GAUGE, HISTOGRAM, INF, SUMMARY, UNKNOWN, Batch, Family, Point
 from ._labels import (METRIC_NAME, check_unique, found, merge_mode, parse_label_set,
-                      LEGACY_SEEN, legacy_labels, read_quoted, series_labels, series_text,
-                      unescape)
+                      read_quoted, series_labels, series_text, unescape)
 from ._lines import decode, fast_line, fast_sample
+from .escaping import LEGACY_SEEN, legacy_labels
 from ._numbers import parse_float, parse_int64_timestamp
 from ._shapes import STAMP, Shape, ShapeMemory, cut
 

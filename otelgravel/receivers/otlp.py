@@ -125,10 +125,8 @@ def otlp_routes(state: StateBackend, *, max_body: int,
             body = decode_body(raw, request.headers.get("Content-Encoding"), max_body)
             message = decode_request(body, content_type)
             authorize(request, resource_jobs(message))  # 403 before anything is applied
-            record = Record(OTLP, now, (), "", body, message)
-            if key is not None:
-                record.key = key
-                record.fingerprint = fingerprint(request, body)
+            record = Record(OTLP, now, (), "", body, message, key,
+                            b"" if key is None else fingerprint(request, body))
             if content_type != PROTOBUF:  # the log keeps every export as protobuf
                 record.body = message.SerializeToString()
             result = await state.submit(record)

@@ -83,10 +83,8 @@ class PushgatewayReceiver:
                 exc = hints.push_body(exc, body, self.elsewhere)
             await self._refused(group, now)
             return self._refusal(request, exc, group, batch, now)
-        record = Record(PUSH, now, group, fmt, body, batch)
-        if key is not None:
-            record.key = key
-            record.fingerprint = fingerprint(request, body)
+        record = Record(PUSH, now, group, fmt, body, batch, key,
+                        b"" if key is None else fingerprint(request, body))
         try:  # a refusal by the store is recorded by the applier itself
             result = await self.state.submit(record)
         except GravelError as exc:
@@ -110,10 +108,8 @@ class PushgatewayReceiver:
             key = request_key(request)
         except GravelError as exc:
             return error_response(exc)
-        record = Record(DELETE, time.time(), group)
-        if key is not None:
-            record.key = key
-            record.fingerprint = fingerprint(request, b"")
+        record = Record(DELETE, time.time(), group, key=key,
+                        fingerprint=b"" if key is None else fingerprint(request, b""))
         try:
             result = await self.state.submit(record)
         except GravelError as exc:
@@ -142,6 +138,6 @@ class PushgatewayReceiver:
 
     async def ready(self, request: web.Request) -> web.Response:
         if not self.state.ready:
-            problem = getattr(self.state, "problem", "")  # e.g. Redis refusing the credentials
+            problem = self.state.problem  # e.g. Redis refusing the credentials
             return web.Response(status=503, text=f"state not restored yet{': ' + problem if problem else ''}\n")
         return web.Response(text="OK\n")

@@ -19,6 +19,7 @@ class StateBackend(ABC):
     """
 
     applier: Applier
+    problem: str = ""  # why the backend is not ready, for /-/ready's 503 ("" when none is known)
 
     @abstractmethod
     async def open(self, applier: Applier) -> None: ...

@@ -55,6 +55,7 @@ from .backend import StateBackend
 from .framing import DamagedFile, frame, read_frames
 from .record import Record, RecordError, decode_record, encode_record
 from .snapshot import decode_snapshot, encode_snapshot
+from .restoring import HeldCollector
 
 log = logging.getLogger("otelgravel.state")
 
@@ -67,7 +68,6 @@ _SEQ = struct.Struct("<Q")
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _WRITE_CHUNK = 1 << 20
 _LOCK_WAIT = 10.0
-UNFREEZE_AFTER = 60.0  # seconds after the start (see open)
 
 
 class StateFileError(GravelError):
@@ -159,7 +159,7 @@ class FileBackend(StateBackend):
         self._syncing = False
         self._snapshotting: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
-        self._unfreeze: asyncio.TimerHandle | None = None
+        self._held = HeldCollector()
         self._io = ThreadPoolExecutor(1, thread_name_prefix="otelgravel-fsync")
 
     # ---- properties --------------------------------------------------------------------------
@@ -180,21 +180,8 @@ class FileBackend(StateBackend):
         self._open_directory()
         await self._take_lock()
         started = time.monotonic()
-        # Restoring builds millions of objects and no garbage: the cyclic collector would walk
-        # them again and again (measured: 2.5x slower restore), so it waits until the end, and
-        # then they are frozen (gc.freeze: left out of collections) rather than walked by the
-        # first collections after the start (measured: 1 to 2 s each, three of them in the first
-        # seconds with 1,000,000 series). They are unfrozen UNFREEZE_AFTER seconds later, so that
-        # cycles among them (a deleted group and its series) are collected as any others.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with self._held:  # no collections while millions of objects are built (restoring.py)
             self._restore(applier)
-        finally:
-            gc.freeze()
-            if collecting:
-                gc.enable()
-        self._unfreeze = asyncio.get_running_loop().call_later(UNFREEZE_AFTER, gc.unfreeze)
         # the new segment starts after the last record; an empty one of that name is ours
         name = segment_name(self._seq + 1)
         if name in self._replayed:
@@ -506,9 +493,7 @@ class FileBackend(StateBackend):
         self._closed = True
         for task in self._tasks:
             task.cancel()
-        if self._unfreeze is not None and not self._unfreeze.cancelled():
-            self._unfreeze.cancel()
-            gc.unfreeze()
+        self._held.release()
         if self._snapshotting is not None:
             try:
                 await asyncio.shield(self._snapshotting)

@@ -37,6 +37,7 @@ from .applier import Applier
 from .backend import StateBackend
 from .record import Record, RecordError, decode_record, encode_record
 from .redis_log import RedisLog, RedisMisconfigured, RedisUnavailable
+from .restoring import HeldCollector
 from .snapshot import decode_snapshot, encode_snapshot
 
 
@@ -81,6 +82,7 @@ class RedisBackend(StateBackend):
         self.applied = 0
         self.problem = ""                 # why Redis refuses us, for /-/ready ("" when it does not)
         self._why = "Redis cannot be reached"   # the last failure, for pushes while unavailable
+        self._held = HeldCollector()      # the collector, held back while a snapshot is restored
 
     @property
     def ready(self) -> bool:
@@ -109,6 +111,7 @@ class RedisBackend(StateBackend):
             if not fut.done():
                 fut.set_exception(StateUnavailable("the gateway is stopping"))
         self._pending.clear()
+        self._held.release()
         await self.log.close()
         log.info("redis closed", extra={"fields": {  # the benchmark reads these
             "appended": self.log.appended, "round_trips": self.log.round_trips,
@@ -225,7 +228,8 @@ class RedisBackend(StateBackend):
         position = b"0-0"
         if snapshot is not None and self._decode_snapshot is not None:
             data, position = snapshot
-            self._decode_snapshot(self.applier, data)
+            with self._held:  # no collections while millions of objects are built
+                self._decode_snapshot(self.applier, data)
         if stream_id(position) < stream_id(await self.log.trimmed_up_to()):
             raise RedisUnavailable("the snapshot is older than the trimmed log (retrying)")
         self.position = position

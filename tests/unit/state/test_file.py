@@ -64,7 +64,7 @@ def test_the_restored_state_is_left_out_of_collections_for_a_while(tmp_path, mon
     start), then unfrozen (UNFREEZE_AFTER, or at close) so their cycles are collected again."""
     import gc
 
-    from otelgravel.state import file
+    from otelgravel.state import restoring
 
     async def main():
         directory = str(tmp_path / "s")
@@ -73,7 +73,7 @@ def test_the_restored_state_is_left_out_of_collections_for_a_while(tmp_path, mon
         await b.submit(push(0))
         await b.close()
         assert gc.get_freeze_count() == 0
-        monkeypatch.setattr(file, "UNFREEZE_AFTER", 0.2)
+        monkeypatch.setattr(restoring, "UNFREEZE_AFTER", 0.2)
         again = applier()
         b = FileBackend(directory, "never", 1.0, 0)
         await b.open(again)

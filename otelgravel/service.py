@@ -199,7 +199,10 @@ class Service:
             await runner.cleanup()
         if self.telemetry is not None:
             self.telemetry.shutdown()
-        log.info("stopped", extra={"fields": {"series": self.store.series_count}})
+        # series: pushed; exposed: what a scrape shows (with each group's push_time_seconds and
+        # push_failure_time_seconds), the figure max_series bounds
+        log.info("stopped", extra={"fields": {"series": self.store.series_count,
+                                              "exposed": self.store.exposed_count}})
 
 
 def _backend(config: Config) -> StateBackend:

@@ -32,7 +32,8 @@ def test_sigterm_finishes_and_exits_zero(gateway_factory):
     assert gw.push("/metrics/job/fn", "x 1\n")[0] == 200
     gw.proc.terminate()
     assert gw.proc.wait(15) == 0
-    assert any("msg=stopped" in line for line in gw.log), gw.log
+    # one pushed series; a scrape also shows the group's two push-time gauges
+    assert any("msg=stopped series=1 exposed=3" in line for line in gw.log), gw.log
 
 
 def test_in_flight_request_completes_during_shutdown(gateway_factory):

@@ -2,7 +2,10 @@
 #   docker build -t otelgravel .
 #   docker run -p 4278:4278 -p 4318:4318 -v otelgravel-state:/var/lib/otelgravel otelgravel
 # Config: configs/docker.yaml (all endpoints on 0.0.0.0), at /etc/otelgravel/config.yaml in the image.
-FROM python:3.11-slim
+# BASE: another image with the same layout (python, pip and their scripts on PATH, useradd),
+# e.g. a local stand-in where Docker Hub is unreachable: docker build --build-arg BASE=... .
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -1,11 +1,12 @@
 """FileBackend in process: group commit, snapshots that leave one segment and no open files."""
 import asyncio
 import os
+import time
 
 from otelgravel.core.store import Store
 from otelgravel.processor import GravelProcessor
 from otelgravel.state import PUSH, Applier, Record
-from otelgravel.state.file import FileBackend
+from otelgravel.state.file import LOCK, FileBackend
 
 JOB = (("job", "x"),)
 
@@ -37,19 +38,60 @@ def test_group_commit_one_fsync_serves_many_concurrent_pushes(tmp_path, monkeypa
     assert 1 <= len(fsyncs) - closing <= 10, len(fsyncs)
 
 
+def open_files(directory: str) -> list[str]:
+    """The names of what this process holds open in ``directory`` ("." for the directory itself;
+    a deleted segment still open keeps its name)."""
+    names = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since the listing (the listing's own fd, for one)
+            continue
+        target = target.removesuffix(" (deleted)")
+        if target == directory:
+            names.append(".")
+        elif os.path.dirname(target) == directory:
+            names.append(os.path.basename(target))
+    return sorted(names)
+
+
+async def settled(check, timeout: float = 20.0):
+    """Poll ``check()`` until it holds or ``timeout`` passes; the last value.
+
+    Why poll: a segment cut by the snapshot is fsynced and closed in the backend's fsync thread,
+    and with ``sync: interval`` the periodic syncer can be the one that took it (during the
+    snapshot's wait for its child): then snapshot() returns while that thread is still in the
+    segment's fsync, and the fd closes a moment later (on a loaded machine, 100s of ms). Likewise a
+    backend closed while its syncer's fsync runs. A leaked fd never closes: the deadline fails it.
+    """
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return check()
+
+
 def test_snapshots_leave_one_segment_and_no_open_files(tmp_path):
     async def main():
         directory = str(tmp_path / "s")
+        real = os.path.realpath(directory)
+        fds = len(os.listdir("/proc/self/fd"))  # before any backend
         for sync in ("never", "interval", "always"):
             b = FileBackend(directory, sync, 1.0, 0)
             await b.open(applier())
-            fds = len(os.listdir("/proc/self/fd"))
             for i in range(10):
                 await b.submit(push(i))
                 await b.snapshot()
-            assert len(os.listdir("/proc/self/fd")) == fds
+            # open: the directory, the lock and the current segment, nothing else (no cut
+            # segment, no snapshot file), and no other fd of this process
+            want = sorted([".", LOCK, b._segment])
+            assert await settled(lambda: open_files(real) == want), (sync, open_files(real), want)
+            assert await settled(lambda: len(os.listdir("/proc/self/fd")) == fds + 3), \
+                (sync, os.listdir("/proc/self/fd"), fds)
             assert sorted(n for n in os.listdir(directory) if n.startswith("log-")) == [b._segment]
             await b.close()
+            assert await settled(lambda: open_files(real) == []), (sync, open_files(real))
+        assert await settled(lambda: len(os.listdir("/proc/self/fd")) == fds), \
+            (os.listdir("/proc/self/fd"), fds)
         again = applier()
         b = FileBackend(directory, "never", 1.0, 0)
         await b.open(again)

@@ -101,6 +101,7 @@ class StorageConfig:
     sync: str = "interval"       # always | interval | never
     sync_interval: float = 1.0
     snapshot_interval: float = 300.0
+    snapshot_log_size: int = 64 << 20  # a snapshot is due sooner when the log reaches it; 0: off
     redis: RedisConfig | None = None   # the replicas' shared state (instead of a directory)
 
 
@@ -376,7 +377,7 @@ def _telemetry_address(c: _Checker, telemetry: dict, pushgateway, otlp, promethe
 def _storage(c: _Checker, node) -> StorageConfig:
     path = "processors::gravel::storage"
     node = c.mapping(node, path, ("directory", "sync", "sync_interval", "snapshot_interval",
-                                  "redis"))
+                                  "snapshot_log_size", "redis"))
     directory = node.get("directory") or ""
     if not isinstance(directory, str):
         c.fail(f"{path}::directory", f"must be a directory path (got {directory!r})")
@@ -392,13 +393,17 @@ def _storage(c: _Checker, node) -> StorageConfig:
     if snapshot_interval <= 0:
         c.fail(f"{path}::snapshot_interval",
                f'must be > 0 (got "{node.get("snapshot_interval")}")')
+    log_size = node.get("snapshot_log_size")
+    snapshot_log_size = 0 if log_size in (0, "0") else c.size(
+        log_size, f"{path}::snapshot_log_size", 64 << 20)
     redis = None
     if node.get("redis") is not None:
         redis = _redis(c, node["redis"], f"{path}::redis")
         if directory:
             c.fail(f"{path}::redis", "and storage::directory exclude each other: the replicas' "
                    "state is on Redis")
-    return StorageConfig(directory, sync, sync_interval, snapshot_interval, redis)
+    return StorageConfig(directory, sync, sync_interval, snapshot_interval, snapshot_log_size,
+                         redis)
 
 
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")

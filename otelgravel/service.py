@@ -215,10 +215,11 @@ def _backend(config: Config) -> StateBackend:
             RedisLog(redis.addresses, username=redis.username, password=redis.password,
                      ca_file=redis.ca_file, key_prefix=redis.key_prefix,
                      wait_replicas=redis.wait_replicas, wait_timeout=redis.wait_timeout),
-            snapshot_interval=storage.snapshot_interval)
+            snapshot_interval=storage.snapshot_interval,
+            snapshot_log_size=storage.snapshot_log_size)
     if storage.directory:
         return FileBackend(storage.directory, storage.sync, storage.sync_interval,
-                           storage.snapshot_interval)
+                           storage.snapshot_interval, storage.snapshot_log_size)
     return MemoryBackend()
 
 

@@ -15,7 +15,9 @@ fsync, in a thread, serves every push that arrived while the previous one ran: g
 A write that fails (disk full) is answered 503 and changes nothing; the gateway then refuses
 every push until restarted, because the log, not memory, is the truth.
 
-Snapshots (every ``snapshot_interval``, and at close): the log is cut at the current position N
+Snapshots (every ``snapshot_interval``; sooner when the log since the last one reaches
+``snapshot_log_size`` or the snapshot's own size, whichever is larger, as Redis rewrites its AOF,
+so that a restart replays a bounded log at any push rate; and at close): the log is cut at the current position N
 (the next record goes to a new segment ``log-<N+1>``), then the process forks, like Redis'
 BGSAVE: the child encodes the state of that instant from its copy-on-write memory and writes it
 under an unpredictable temporary name (O_CREAT|O_EXCL|O_NOFOLLOW), fsyncs it, renames it to
@@ -135,13 +137,17 @@ def _die_with_parent(parent: int) -> None:
 
 class FileBackend(StateBackend):
     def __init__(self, directory: str, sync: str = "interval", sync_interval: float = 1.0,
-                 snapshot_interval: float = 300.0):
+                 snapshot_interval: float = 300.0, snapshot_log_size: int = 64 << 20):
         if sync not in SYNC_POLICIES:
             raise ValueError(f"sync must be one of {SYNC_POLICIES}")
         self.directory = directory
         self.sync = sync
         self.sync_interval = sync_interval
         self.snapshot_interval = snapshot_interval
+        self.snapshot_log_size = snapshot_log_size  # 0: by time only
+        self._log_bytes = 0     # in the segments after the snapshot on disk
+        self._log_limit = snapshot_log_size or float("inf")  # a snapshot is due at this size
+        self._snapshot_due = False  # one asked for by the log's size, not yet done
         self.applier: Applier | None = None
         self._apply = None
         self._dir = -1
@@ -197,6 +203,8 @@ class FileBackend(StateBackend):
             self._tasks.append(asyncio.create_task(self._sync_every()))
         if self.snapshot_interval > 0:
             self._tasks.append(asyncio.create_task(self._snapshot_every()))
+        if self._log_bytes >= self._log_limit:  # a long log replayed: fold it now
+            self._snapshot_soon()
 
     def _restore(self, applier: Applier) -> None:
         names = os.listdir(self._dir)
@@ -207,6 +215,7 @@ class FileBackend(StateBackend):
         series = 0
         if SNAPSHOT in names:
             data = self._read(SNAPSHOT)
+            self._sized(len(data))
             snap = decode_snapshot(data, self._path(SNAPSHOT))
             applier.restore(snap)
             position = snap.position
@@ -316,6 +325,7 @@ class FileBackend(StateBackend):
             except Exception:  # a bug must not make the directory unusable; say where
                 log.exception("replaying a record failed", extra={"fields": {
                     "file": path, "offset": offset}})
+        self._log_bytes += whole
         if whole < len(data):
             log.warning("torn last record dropped", extra={"fields": {
                 "file": path, "offset": whole, "bytes": len(data) - whole}})
@@ -343,6 +353,9 @@ class FileBackend(StateBackend):
             raise self._unavailable() from None
         self._seq = seq
         self._dirty = True
+        self._log_bytes += n
+        if self._log_bytes >= self._log_limit and not self._snapshot_due:
+            self._snapshot_soon()
         if self.sync != "always":
             return self._apply(record)
         done = self._sync_soon()
@@ -412,13 +425,42 @@ class FileBackend(StateBackend):
     async def _snapshot_every(self) -> None:
         while True:
             await asyncio.sleep(self.snapshot_interval)
-            try:
-                await self.snapshot()
-            except (OSError, GravelError) as exc:  # the log still has everything: go on
-                log.error("snapshot failed", extra={"fields": {"directory": self.directory,
-                                                               "error": exc}})
-            except Exception:  # a bug: say so, and keep the log growing rather than stop
-                log.exception("snapshot failed", extra={"fields": {"directory": self.directory}})
+            await self._snapshot_logged()
+
+    def _snapshot_soon(self) -> None:
+        """The log reached its limit: a snapshot now, whatever the interval says."""
+        if self._closed or self._snapshot_due:
+            return
+        self._snapshot_due = True  # until it is done: one trigger, not one per push meanwhile
+        task = asyncio.get_running_loop().create_task(self._snapshot_logged())
+        self._tasks.append(task)
+        task.add_done_callback(self._snapshot_done)
+
+    def _snapshot_done(self, task: asyncio.Task) -> None:
+        self._snapshot_due = False
+        if task in self._tasks:
+            self._tasks.remove(task)
+        if not task.cancelled() and not task.result():  # failed: not again before as much log
+            self._log_limit = self._log_bytes + (self.snapshot_log_size or float("inf"))
+        elif self._log_bytes >= self._log_limit:  # pushed meanwhile as much again: once more
+            self._snapshot_soon()
+
+    async def _snapshot_logged(self) -> bool:
+        """A snapshot; False when it failed (said in the log: the log still has everything)."""
+        try:
+            await self.snapshot()
+            return True
+        except (OSError, GravelError) as exc:
+            log.error("snapshot failed", extra={"fields": {"directory": self.directory,
+                                                           "error": exc}})
+        except Exception:  # a bug: say so, and keep the log growing rather than stop
+            log.exception("snapshot failed", extra={"fields": {"directory": self.directory}})
+        return False
+
+    def _sized(self, snapshot_bytes: int) -> None:
+        """The snapshot on disk has this size: the log may grow as large before the next one."""
+        if self.snapshot_log_size:
+            self._log_limit = max(self.snapshot_log_size, snapshot_bytes)
 
     async def snapshot(self) -> None:
         """Cut the log at the current position and write a snapshot of it from a forked child."""
@@ -436,6 +478,8 @@ class FileBackend(StateBackend):
         """Start a new segment after the last record; the old one is fsynced and closed later."""
         position = self._seq
         name = segment_name(position + 1)
+        if name == self._segment:  # nothing written to it yet (a snapshot right after the start)
+            return position
         fd = self._create(name, os.O_APPEND)
         self._unsynced.append(self._fd)
         self._fd, self._segment = fd, name
@@ -447,6 +491,7 @@ class FileBackend(StateBackend):
         started = time.monotonic()
         # No await from the cut to the fork: the child's state is exactly the records <= position.
         position = self._cut()
+        held = self._log_bytes  # what the snapshot will hold of the log
         applier = self.applier
         parent = os.getpid()
         sys.stdout.flush()
@@ -473,6 +518,8 @@ class FileBackend(StateBackend):
         if self._unsynced:  # the cut segments' fds (sync: never has no syncer to close them)
             await self._fsync()
         self._truncate(position)
+        self._log_bytes -= held
+        self._sized(os.stat(SNAPSHOT, dir_fd=self._dir, follow_symlinks=False).st_size)
         log.info("snapshot written", extra={"fields": {
             "position": position, "fork_ms": round(forked * 1000, 1),
             "seconds": round(time.monotonic() - started, 3)}})

@@ -18,8 +18,12 @@ How a push goes (the keys and the one-partition choice are in ``redis_log.py``):
   every ``RETRY_SECONDS`` and follows a failover), pushes get 503 at once, scrapes go on from the
   last state. Nothing has to restart. When Redis refuses the gateway's settings (credentials,
   ACL, TLS trust), the log says so at error level, once per distinct refusal, naming the config
-  key; ``problem`` carries the short form to ``/-/ready``'s 503 and the pushes' 503.
-- Snapshots: every ``snapshot_interval`` a replica that takes the lock key writes the state at
+  key; ``problem`` carries the short form to ``/-/ready``'s 503 and the pushes' 503. It stands
+  until an attempt gets through: a retry that merely times out does not replace it.
+- Snapshots: every ``snapshot_interval``, and sooner once the stream since the last snapshot holds
+  ``snapshot_log_size`` bytes of records or as many as that snapshot has (every replica counts
+  what it applies; whichever takes the lock writes, the others wait for as much again), a
+  replica that takes the lock key writes the state at
   its applied position (the file backend's codec) and trims the stream behind the snapshot
   before it (``RedisLog.store_snapshot``). A replica whose position is behind the trim point
   (it was away for two snapshot intervals), or whose last applied entry is gone from the stream
@@ -64,9 +68,14 @@ def stream_id(sid: bytes) -> tuple[int, int]:
 
 class RedisBackend(StateBackend):
     def __init__(self, redis_log: RedisLog, *, snapshot_interval: float = 300.0,
-                 encode_snapshot=_encode, decode_snapshot=_decode):
+                 snapshot_log_size: int = 64 << 20, encode_snapshot=_encode,
+                 decode_snapshot=_decode):
         self.log = redis_log
         self.snapshot_interval = snapshot_interval
+        self.snapshot_log_size = snapshot_log_size  # 0: by time only
+        self._log_bytes = 0       # of the records applied since the last snapshot known here
+        self._log_limit = snapshot_log_size or float("inf")
+        self._snapshot_due: asyncio.Task | None = None
         self._encode_snapshot = encode_snapshot
         self._decode_snapshot = decode_snapshot
         self.applier: Applier | None = None
@@ -100,7 +109,7 @@ class RedisBackend(StateBackend):
             self._snapshotter = asyncio.create_task(self._snapshot_every())
 
     async def close(self) -> None:
-        for task in (self._snapshotter, self._reader):
+        for task in (self._snapshotter, self._snapshot_due, self._reader):
             if task is not None:
                 task.cancel()
                 try:
@@ -175,11 +184,17 @@ class RedisBackend(StateBackend):
                 self._available = False
                 pause = REFUSED_RETRY_SECONDS
             except RedisUnavailable as exc:
-                self.problem = refused = ""
+                # A refusal stands until Redis accepts the configuration: an attempt that only
+                # timed out or lost the connection (a TLS handshake over CONNECT_TIMEOUT on a
+                # loaded machine) proves nothing fixed. Clearing it here made /-/ready lose the
+                # key to fix (or name "tls" for "tls::ca_file") for a retry, and the refusal be
+                # logged again at the next one.
                 if self._available or self._why != f"Redis cannot be reached ({exc})":
                     log.warning("redis unavailable", extra={"fields": {"error": exc}})  # once
                 self._why = f"Redis cannot be reached ({exc})"
                 self._available = False
+                if refused:
+                    pause = REFUSED_RETRY_SECONDS
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug must not stop the reader for good; say it, then go on
@@ -191,9 +206,11 @@ class RedisBackend(StateBackend):
         apply = self._apply
         prefix = self._prefix
         pending = self._pending
+        size = 0
         for sid, origin, data in entries:
             self.position = sid
             self.applied += 1
+            size += len(data)
             waiter = None
             if origin is not None and origin.startswith(prefix):
                 waiter = pending.pop(int(origin[len(prefix):]), None)
@@ -219,6 +236,9 @@ class RedisBackend(StateBackend):
             else:
                 if done is not None and not done.done():
                     done.set_result(result)
+        self._log_bytes += size
+        if self._ready:
+            self._check_log_size()
 
     async def _restore(self) -> None:
         """The latest snapshot, then the stream up to its last entry as of now: then ready."""
@@ -226,10 +246,12 @@ class RedisBackend(StateBackend):
         snapshot = await self.log.load_snapshot()
         self._reset_state()
         position = b"0-0"
+        self._log_bytes = 0
         if snapshot is not None and self._decode_snapshot is not None:
             data, position = snapshot
             with self._held:  # no collections while millions of objects are built
                 self._decode_snapshot(self.applier, data)
+            self._sized(len(data))
         if stream_id(position) < stream_id(await self.log.trimmed_up_to()):
             raise RedisUnavailable("the snapshot is older than the trimmed log (retrying)")
         self.position = position
@@ -239,6 +261,7 @@ class RedisBackend(StateBackend):
                 break
             self._apply_entries(entries)
         self._ready = True
+        self._check_log_size()
         log.info("redis state loaded", extra={"fields": {
             "position": self.position.decode(), "series": self.applier.store.series_count}})
 
@@ -264,19 +287,52 @@ class RedisBackend(StateBackend):
     # -- snapshots --------------------------------------------------------------------------------
 
     async def snapshot(self) -> None:
-        """Write the state at the applied position, if no other replica is writing one."""
+        await self._snapshot()
+
+    async def _snapshot(self) -> bool:
+        """Write the state at the applied position, if no other replica is writing one; whether
+        this replica wrote it."""
         if not self._ready or self._encode_snapshot is None:
-            return
+            return False
         if not await self.log.lock_snapshot(SNAPSHOT_LOCK_SECONDS):
-            return
+            return False
         try:
             position = self.position
+            held = self._log_bytes
             data = self._encode_snapshot(self.applier)  # synchronous: the state at ``position``
             await self.log.store_snapshot(data, position)
+            self._log_bytes -= held
+            self._sized(len(data))
             log.info("redis snapshot", extra={"fields": {"position": position.decode(),
                                                          "bytes": len(data)}})
+            return True
         finally:
             await self.log.unlock_snapshot()
+
+    def _sized(self, snapshot_bytes: int) -> None:
+        """The latest snapshot has this size: the stream may grow as large before the next."""
+        if self.snapshot_log_size:
+            self._log_limit = max(self.snapshot_log_size, snapshot_bytes)
+
+    def _check_log_size(self) -> None:
+        if self._log_bytes >= self._log_limit and self._snapshot_due is None:
+            self._snapshot_due = asyncio.get_running_loop().create_task(self._snapshot_by_size())
+
+    async def _snapshot_by_size(self) -> None:
+        """The stream reached its bound: a snapshot now. Not written here (another replica holds
+        the lock, or Redis failed): not tried again before as much again has been applied."""
+        try:
+            written = await self._snapshot()
+        except RedisUnavailable as exc:
+            log.warning("redis snapshot failed", extra={"fields": {"error": exc}})
+            written = False
+        except Exception:  # a bug: say so; the stream keeps everything meanwhile
+            log.exception("redis snapshot failed")
+            written = False
+        finally:
+            self._snapshot_due = None
+        if not written:
+            self._log_limit = self._log_bytes + (self.snapshot_log_size or float("inf"))
 
     async def _snapshot_every(self) -> None:
         while True:

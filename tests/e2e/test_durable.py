@@ -433,3 +433,30 @@ def test_snapshots_under_load_then_kill_9_count_every_push_once(gateway_factory,
     assert answered > 100
     assert sum(p.retried for p in pushers) > 0, "no push was in hand at the kill: nothing tested"
     assert again.value("c_total", job="load") == answered
+
+
+def test_the_log_is_bounded_by_size_under_load_and_kill_9_loses_nothing(gateway_factory, tmp_path):
+    """snapshot_log_size: with snapshots by time an hour apart, 4 clients pushing keep the log
+    near its 8 KiB bound (snapshots by size, not one per push); kill -9, then the restarted
+    gateway holds every push answered 200 exactly once."""
+    state = tmp_path / "state"
+    gw = gateway_factory(storage(state, "interval", snapshot_interval="1h",
+                                 snapshot_log_size="8KiB"))
+    host, port = gw.url[len("http://"):].rsplit(":", 1)
+    pushers = [Pusher(host, int(port), time.monotonic() + 4) for _ in range(4)]
+    for p in pushers:
+        p.start()
+    biggest = 0
+    while any(p.is_alive() for p in pushers):
+        logs = [n for n in os.listdir(state) if n.startswith("log-")]
+        biggest = max(biggest, sum(os.path.getsize(state / n) for n in logs if (state / n).exists()))
+        time.sleep(0.01)
+    answered = sum(p.ok for p in pushers)
+    snapshots = sum("snapshot written" in line for line in gw.log)
+    record = 90  # about: frame, sequence number, record header, the job label, the body
+    assert answered > 500
+    assert 3 <= snapshots <= answered * record // 8192 + 2, (snapshots, answered)
+    assert biggest < 8 * 8192, biggest  # the bound plus what came while a snapshot was written
+    kill9(gw)
+    again = gateway_factory(storage(state, "interval") + same_ports(gw))
+    assert again.value("c_total", job="load") == answered

@@ -1,7 +1,10 @@
 """The ``prometheus`` exporter: ``GET /metrics`` in the format the scraper prefers (PrometheusProto,
-OpenMetrics, text; SPEC 10), gzip if asked."""
+OpenMetrics, text; SPEC 10), gzip if asked (Prometheus always asks). A large scrape is compressed
+in a thread: zlib lets go of the GIL, so pushes go on meanwhile (30 MB of text, 260,000 series:
+about 50 ms that the event loop would otherwise stand still)."""
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 
@@ -11,6 +14,13 @@ from ..formats.exposition import write_openmetrics, write_text
 from ..formats.negotiation import OPENMETRICS, PROTOBUF, negotiate, wants_gzip
 from ..formats.protobuf_exposition import write_protobuf
 from ..telemetry.counters import Stats
+
+GZIP_IN_THREAD = 64 << 10  # bytes: below this, the hop to a thread costs more than it spares
+
+
+def _gzip(data: bytes) -> bytes:
+    gz = zlib.compressobj(1, zlib.DEFLATED, 31)
+    return gz.compress(data) + gz.flush()
 
 
 class PrometheusExporter:
@@ -33,8 +43,10 @@ class PrometheusExporter:
             data = write_text(self.store, now, chosen.escaping).encode()
         headers = {"Content-Type": chosen.content_type}
         if wants_gzip(request.headers.get("Accept-Encoding")):
-            gz = zlib.compressobj(1, zlib.DEFLATED, 31)
-            data = gz.compress(data) + gz.flush()
+            if len(data) < GZIP_IN_THREAD:
+                data = _gzip(data)
+            else:
+                data = await asyncio.get_running_loop().run_in_executor(None, _gzip, data)
             headers["Content-Encoding"] = "gzip"
         self.stats.scraped(chosen.kind, time.perf_counter() - start)
         return web.Response(body=data, headers=headers)

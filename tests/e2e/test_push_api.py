@@ -127,6 +127,19 @@ def test_gzip_body_and_gzip_scrape(gateway):
     assert 'zipped_total{job="fn"} 5' in gzip.decompress(data).decode()
 
 
+def test_a_large_gzip_scrape_is_the_identity_scrape_compressed(gateway_factory):
+    """Above GZIP_IN_THREAD the compression runs in a thread: the same bytes, compressed."""
+    from otelgravel.exporters.prometheus import GZIP_IN_THREAD
+    gw = gateway_factory()
+    body = "# TYPE big counter\n" + "".join(f'big{{n="{i:05d}"}} {i}\n' for i in range(4000))
+    assert gw.push("/metrics/job/fn", body)[0] == 200
+    _, plain, headers = gw.request("GET", "/metrics", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in headers and len(plain) > GZIP_IN_THREAD
+    _, zipped, headers = gw.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip" and len(zipped) < len(plain) // 4
+    assert gzip.decompress(zipped) == plain
+
+
 def test_content_negotiation(gateway):
     gateway.push("/metrics/job/fn", "# TYPE c counter\nc 1\n")
     _, body, headers = gateway.request("GET", "/metrics", headers={

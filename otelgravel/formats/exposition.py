@@ -343,14 +343,19 @@ def _fresh(series, name: str, type_: str, om: bool, escaping: str, br, family) -
     return lines
 
 
-def _family_body(family, now: float, om: bool, escaping: str = UNDERSCORES) -> list[str]:
-    """The family's series lines, from each series' cache where it is fresh."""
+def _family_body(family, now: float, om: bool, escaping: str = UNDERSCORES,
+                 series_list: list | None = None) -> list[str]:
+    """The family's series lines (of ``series_list``, a slice of them, when given), from each
+    series' cache where it is fresh."""
     name, type_ = family.name, family.type
     if family.escaped & (2 if om else 1) or not is_legacy_metric(name):
-        return _escaped_family_body(family, now, om, escaping)
+        # (also when another scrape, in another scheme, set the bit between two slices)
+        return _escaped_family_body(family, now, om, escaping, series_list)
+    if series_list is None:
+        series_list = family.sorted_series()
     body = []
     windowed = family.windowed
-    for series in family.sorted_series():
+    for series in series_list:
         if windowed and series.window is not None:
             _windowed_line(body, series, now, name, _braces, escaping)
             continue
@@ -383,16 +388,19 @@ def _windowed_line(body: list, series, now: float, start: str, br, escaping: str
         body.append(f"{start}{br(labels)} {format_value(value)}\n")
 
 
-def _escaped_family_body(family, now: float, om: bool, escaping: str) -> list[str]:
+def _escaped_family_body(family, now: float, om: bool, escaping: str,
+                         series_list: list | None = None) -> list[str]:
     """``_family_body`` for a family whose name is outside the legacy set, or some of whose
-    series are kept per scheme: each series' rendering for ``escaping``, from its cache."""
+    series are kept per scheme: each series' rendering for ``escaping``, from its cache. Over
+    the whole family (not a slice), it clears the family's bit when no series needs it any more."""
     type_ = family.type
     start, br = _sample_start(exposed_base(family.name, type_, escaping))
     plain_name = br is _braces and start == family.name
     body = []
     per_scheme = 0
     windowed = family.windowed
-    for series in family.sorted_series():
+    whole = series_list is None
+    for series in family.sorted_series() if whole else series_list:
         if windowed and series.window is not None:
             _windowed_line(body, series, now, start, br, escaping)
             continue
@@ -409,24 +417,49 @@ def _escaped_family_body(family, now: float, om: bool, escaping: str) -> list[st
         if kept.__class__ is dict:
             per_scheme += 1
         body.append(lines)
-    if plain_name and not per_scheme:
+    if whole and plain_name and not per_scheme:
         family.escaped &= ~(2 if om else 1)
     return body
 
 
 def _write(store, now: float, om: bool, escaping: str = UNDERSCORES) -> str:
     out: list[str] = []
+    for piece in exposition_pieces(store, now, om, escaping):
+        out.extend(piece)
+    return "".join(out)
+
+
+SLICE = 4096  # series: a larger family is rendered in pieces of this many
+
+
+def exposition_pieces(store, now: float, om: bool, escaping: str = UNDERSCORES):
+    """The scrape as lists of strings, one per family or per SLICE series of a large one, in
+    order: the exporter lets pushes in between pieces, so that a large scrape does not hold them
+    for all its rendering. A piece sees the store as it is when it is rendered: each series whole
+    and valid, a family's series as they were when its first piece was (as a client library's
+    registry is read metric by metric while the program goes on)."""
     for family in _families_with_push_times(store):
         if isinstance(family, str):
+            out: list[str] = []
             _write_push_times(out, store, family, om, escaping)
+            if out:
+                yield out
             continue
-        body = _family_body(family, now, om, escaping)
-        if body:
-            out.append(_om_header(family, escaping) if om else _text_header(family, escaping))
-            out.extend(body)
+        header = None
+        series = family.sorted_series()
+        if len(series) <= SLICE:
+            pieces = (None,)  # in one: an escaped family's cache bit is decided over it all
+        else:
+            pieces = [series[i:i + SLICE] for i in range(0, len(series), SLICE)]
+        for part in pieces:
+            body = _family_body(family, now, om, escaping, part)
+            if body:
+                if header is None:
+                    header = _om_header(family, escaping) if om else _text_header(family, escaping)
+                    body.insert(0, header)
+                yield body
     if om:
-        out.append("# EOF\n")
-    return "".join(out)
+        yield ["# EOF\n"]
 
 
 # ---- push_time_seconds / push_failure_time_seconds ------------------------------------------

@@ -380,9 +380,20 @@ _SCALAR_PREFIX = {t: tag + b"\x09\x09" for t, tag in _VALUE_TAG.items() if t != 
 
 def write_protobuf(store, now: float, escaping: str = "underscores") -> bytes:
     out: list[bytes] = []
+    for piece in protobuf_pieces(store, now, escaping):
+        out.extend(piece)
+    return b"".join(out)
+
+
+def protobuf_pieces(store, now: float, escaping: str = "underscores"):
+    """The scrape as lists of bytes, one per family (its length prefix needs it whole), in order:
+    the exporter lets pushes in between (``exposition.exposition_pieces`` says what a piece sees)."""
     for family in _families_with_push_times(store):
+        out: list[bytes] = []
         if isinstance(family, str):
             _push_times(out, store, family, escaping)
+            if out:
+                yield out
             continue
         type_ = family.type
         base = exposed_base(family.name, type_, escaping)
@@ -400,7 +411,7 @@ def write_protobuf(store, now: float, escaping: str = "underscores") -> bytes:
                 _family_message(out, exposed, number, family.help, family.unit, natives)
                 metrics = classic
         _family_message(out, exposed, number, family.help, family.unit, metrics)
-    return b"".join(out)
+        yield out
 
 
 def _push_times(out: list, store, name: str, escaping: str) -> None:

@@ -7,6 +7,8 @@ the fix is on Redis' side.
 """
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -153,6 +155,40 @@ def test_refused_replica_stays_not_ready_and_says_which_key(gateway_factory, nod
         time.sleep(0.1)
     assert sum("redis refused the configuration" in x for x in gw.log) == 1, "said once, not per retry"
     assert int(node.cli("exists", "{" + PREFIX + ":p0}:log").strip()) == 0  # nothing was stored
+
+
+def test_a_refusal_stands_through_a_retry_that_only_timed_out(gateway_factory, node_factory, pki,
+                                                               monkeypatch):
+    # On a loaded machine a retry's TLS handshake can outlast the connect timeout (0.5 s): that
+    # attempt proves nothing fixed, so /-/ready keeps naming tls::ca_file (it used to say
+    # nothing, the log naming "tls" instead) and the refusal is not logged again. A stopped
+    # redis-server (SIGSTOP: the kernel accepts, nobody answers the handshake) makes the
+    # timeout certain rather than likely.
+    node = node_factory(acl=(USER, SECRET), tls=pki)
+    monkeypatch.setenv("REDIS_PASSWORD", SECRET)
+    key = f"{KEY}::tls::ca_file"
+    gw = gateway_factory(redis_sets([node.address], ca=pki.other_ca))
+    assert until(lambda: any("redis refused the configuration" in x for x in gw.log), timeout=10)
+    bodies = []
+
+    def poll(seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            status, body, _ = gw.request("GET", "/-/ready")
+            bodies.append((status, body))
+            time.sleep(0.1)
+    os.kill(node.proc.pid, signal.SIGSTOP)
+    try:  # > a retry (1 s) + its connect timeout (0.5 s), with room for a slow machine
+        poll(3.0)
+    finally:
+        os.kill(node.proc.pid, signal.SIGCONT)
+    poll(2.5)  # refused again once it answers
+    timed_out = [x for x in gw.log if "redis unavailable" in x and "Timeout" in x]
+    assert timed_out, "no retry timed out while Redis was stopped: the test proves nothing"
+    assert all(status == 503 and key.encode() in body for status, body in bodies), \
+        [b for b in bodies if key.encode() not in b[1]]
+    assert sum("redis refused the configuration" in x for x in gw.log) == 1, \
+        [x for x in gw.log if "redis" in x]
 
 
 def test_fixed_on_redis_side_the_replica_becomes_ready_without_a_restart(gateway_factory, node_factory):

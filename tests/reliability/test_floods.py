@@ -46,25 +46,36 @@ async def _push(host, port, n) -> tuple[int, float]:
     return status, time.monotonic() - start
 
 
-async def _closed_at(reader, start) -> float:
-    """Seconds from ``start`` until the gateway closes this connection."""
-    while await reader.read(1024):
-        pass
+async def _closed_at(reader, start, reset_ok=False) -> float:
+    """Seconds from ``start`` until the gateway closes this connection. ``reset_ok``: for a client
+    still sending when it is cut off (a slowloris), for which a reset is a close too: bytes that
+    reached the gateway's socket after it last read it are unread at the close, and the kernel
+    then answers RST, not FIN. Seen when the gateway is descheduled between a read and the sweep
+    (SIGSTOP for a few seconds makes it happen to all 50; TcpExtTCPAbortOnClose counts them)."""
+    try:
+        while await reader.read(1024):
+            pass
+    except ConnectionResetError:
+        if not reset_ok:
+            raise
     return time.monotonic() - start
 
 
 async def _keepalive(host, port):
     reader, writer = await _connect(host, port)
+    # the idle timer starts when the gateway has answered, after this: on a loaded machine this
+    # client may read the answer seconds later, which made the close look early
+    sent = time.monotonic()
     writer.write(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
     head = await reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head
     await reader.readexactly(int(re.search(rb"Content-Length: (\d+)", head).group(1)))
-    return reader, writer, time.monotonic()
+    return reader, writer, sent
 
 
 async def _slowloris(host, port, stop: asyncio.Event):
+    start = time.monotonic()  # before the gateway's accept, where its deadline starts
     reader, writer = await _connect(host, port)
-    start = time.monotonic()
     header = b"PUT /metrics/job/slow HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000
     async def trickle():
         for byte in header:  # one byte every 0.2 s, never the end of the headers
@@ -77,7 +88,7 @@ async def _slowloris(host, port, stop: asyncio.Event):
                 return
             await asyncio.sleep(0.2)
     sender = asyncio.create_task(trickle())
-    closed = await _closed_at(reader, start)
+    closed = await _closed_at(reader, start, reset_ok=True)
     sender.cancel()
     writer.close()
     return closed
@@ -85,8 +96,10 @@ async def _slowloris(host, port, stop: asyncio.Event):
 
 def test_idle_and_slowloris_floods_do_not_stop_pushes(gateway_factory):
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > IDLE + SLOW + 200
+    # read_header_timeout leaves the ten pushes 4.5 s inside the slowloris flood (3 s was tight
+    # on a loaded machine), and closes those well before idle_timeout
     gw = gateway_factory(["receivers.pushgateway.idle_timeout=15s",
-                          "receivers.pushgateway.read_header_timeout=3s",
+                          "receivers.pushgateway.read_header_timeout=5s",
                           "receivers.pushgateway.read_timeout=5s"])
     host, port = gw.url[len("http://"):].rsplit(":", 1)
 
@@ -113,13 +126,13 @@ def test_idle_and_slowloris_floods_do_not_stop_pushes(gateway_factory):
 
     pushes, closed_idle, slow_closed, pushing = asyncio.run(flood())
     assert [s for s, _ in pushes] == [200] * 10
-    assert max(t for _, t in pushes) < 1.0, pushes
+    assert max(t for _, t in pushes) < 2.0, pushes  # not held up (1 s was tight under load)
     assert pushing < 15, "the pushes took longer than the idle timeout: the test proves nothing"
     # closed by idle_timeout (15 s after their response), not before, and not much later
     assert 14 < min(closed_idle) and max(closed_idle) < 15 + 20, (min(closed_idle), max(closed_idle))
-    # closed by read_header_timeout (3 s from their first byte) though they kept sending, well
+    # closed by read_header_timeout (5 s from their first byte) though they kept sending, well
     # before the idle timeout (which would close a connection stuck in its headers too)
-    assert 2.5 < min(slow_closed) and max(slow_closed) < 10, (min(slow_closed), max(slow_closed))
+    assert 4.5 < min(slow_closed) and max(slow_closed) < 12, (min(slow_closed), max(slow_closed))
     assert gw.push("/metrics/job/after", "after_total 1\n")[0] == 200
     # every idle connection closed by idle_timeout, every slowloris one by read_header_timeout
     # (the pushes said Connection: close)

@@ -17,8 +17,9 @@ every push until restarted, because the log, not memory, is the truth.
 
 Snapshots (every ``snapshot_interval``; sooner when the log since the last one reaches
 ``snapshot_log_size`` or the snapshot's own size, whichever is larger, as Redis rewrites its AOF,
-so that a restart replays a bounded log at any push rate; and at close): the log is cut at the current position N
-(the next record goes to a new segment ``log-<N+1>``), then the process forks, like Redis'
+so that a restart replays a bounded log at any push rate; and at close): the log is cut at the
+current position N (the next record goes to a new segment ``log-<N+1>``), then the process
+forks, like Redis'
 BGSAVE: the child encodes the state of that instant from its copy-on-write memory and writes it
 under an unpredictable temporary name (O_CREAT|O_EXCL|O_NOFOLLOW), fsyncs it, renames it to
 ``snapshot`` and fsyncs the directory, while the parent goes on serving. Then the parent deletes
@@ -56,8 +57,8 @@ from .applier import Applier
 from .backend import StateBackend
 from .framing import DamagedFile, frame, read_frames
 from .record import Record, RecordError, decode_record, encode_record
-from .snapshot import decode_snapshot, encode_snapshot
 from .restoring import HeldCollector
+from .snapshot import decode_snapshot, encode_snapshot
 
 log = logging.getLogger("otelgravel.state")
 

@@ -410,9 +410,7 @@ def _native_push(count: int, zero: int, deltas: list) -> bytes:
 
 def test_prometheus_reads_native_histograms_over_protobuf(gateway, prometheus_for,
                                                          recording_proxy):
-    from google.protobuf.internal.decoder import _DecodeVarint32
-
-    from otelgravel.formats.prom_protobuf import MetricFamily
+    from tests.reliability.strict_scrape import decode_delimited
 
     values = [3.0, 5.0, 11.0]
     for v in values:
@@ -427,11 +425,7 @@ def test_prometheus_reads_native_histograms_over_protobuf(gateway, prometheus_fo
         "GET", "/metrics", headers={"Accept": PROTO_CONTENT_TYPE}, base=gateway.scrape_url)
     assert answer["Content-Type"] == PROTO_CONTENT_TYPE
     schemas = {}
-    pos = 0
-    while pos < len(data):
-        length, pos = _DecodeVarint32(data, pos)
-        mf = MetricFamily.FromString(data[pos:pos + length])
-        pos += length
+    for mf in decode_delimited(data):
         for m in mf.metric:
             if m.histogram.HasField("schema"):
                 schemas[mf.name] = m.histogram.schema

@@ -4,11 +4,10 @@ answer read by a strict parser (prometheus_client's, which accept quoted names; 
 protobuf classes for the delimited MetricFamily messages) and its Content-Type checked; a legacy
 store reads back the same in every scheme."""
 import pytest
-from google.protobuf.internal.decoder import _DecodeVarint32
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from otelgravel.formats.prom_protobuf import MetricFamily
+from tests.reliability.strict_scrape import decode_delimited
 
 OM_PUSH = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 BODY = '{"my.metric","url.scheme"="https"} 1\n# EOF\n'
@@ -56,11 +55,7 @@ SCRAPES = [
 def read_back(fmt: str, body: bytes) -> dict:
     """{metric name: [labels]} of the pushed family, by the strict parser of ``fmt``."""
     if fmt == "protobuf":
-        families, pos = [], 0
-        while pos < len(body):
-            length, pos = _DecodeVarint32(body, pos)
-            families.append(MetricFamily.FromString(body[pos:pos + length]))
-            pos += length
+        families = decode_delimited(body)
         return {f.name: [({p.name: p.value for p in m.label}, m.untyped.value) for m in f.metric]
                 for f in families if not f.name.startswith("push_")}
     parse = parse_om if fmt == "openmetrics" else parse_text
@@ -107,11 +102,7 @@ def test_legacy_names_are_the_same_in_every_scheme(gateway, accept, content_type
                                             base=gateway.scrape_url)
     assert status == 200 and headers["Content-Type"] == content_type
     if fmt == "protobuf":
-        families, pos = [], 0
-        while pos < len(body):
-            length, pos = _DecodeVarint32(body, pos)
-            families.append(MetricFamily.FromString(body[pos:pos + length]))
-            pos += length
+        families = decode_delimited(body)
         got = {f.name: [({p.name: p.value for p in m.label}, m.counter.value or m.gauge.value)
                         for m in f.metric] for f in families if not f.name.startswith("push_")}
         assert got == {"req_total": [({"job": "legacy", "route": "/a"}, 3.0)],

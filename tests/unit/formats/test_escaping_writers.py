@@ -6,17 +6,16 @@ will store them: exactly as pushed); every output is read back by a strict parse
 client_model protobuf classes) and the names compared with the table below.
 """
 import pytest
-from google.protobuf.internal.decoder import _DecodeVarint32
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from otelgravel.core.store import Store
 from otelgravel.formats.escaping import escape_label_name, unescape_values
 from otelgravel.formats.exposition import write_openmetrics, write_text
-from otelgravel.formats.prom_protobuf import MetricFamily
 from otelgravel.formats.protobuf_exposition import write_protobuf
 from otelgravel.model import (COUNTER, GAUGE, HISTOGRAM, INF, REPLACE, SUM, Exemplar, Family,
                               Point)
+from tests.reliability.strict_scrape import decode_delimited as decode
 
 SCHEMES = ("allow-utf-8", "underscores", "dots", "values")
 
@@ -54,15 +53,6 @@ def gauge_store(metric: str, label: str) -> Store:
     store.apply([Family(metric, GAUGE, "Help with \\ and \"quotes\".\nSecond line.", points=[
         Point(((label, 'v"\\\n'), ("plain", "x")), REPLACE, 1.5)])], (("job", "j"),), 10.0)
     return store
-
-
-def decode(data: bytes) -> list:
-    out, pos = [], 0
-    while pos < len(data):
-        length, pos = _DecodeVarint32(data, pos)
-        out.append(MetricFamily.FromString(data[pos:pos + length]))
-        pos += length
-    return out
 
 
 def reserved(kind, scheme, out, parse) -> bool:

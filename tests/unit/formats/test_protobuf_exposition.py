@@ -1,27 +1,16 @@
 """The PrometheusProto writer: read back with the client_model message classes and our parser."""
 import math
 
-from google.protobuf.internal.decoder import _DecodeVarint32
 
 from otelgravel import nativehist
 from otelgravel.core.store import Store
-from otelgravel.formats.prom_protobuf import MetricFamily, parse_prom_protobuf
+from otelgravel.formats.prom_protobuf import parse_prom_protobuf
 from otelgravel.formats.protobuf_exposition import write_protobuf
 from otelgravel.model import (COUNTER, GAUGE, HISTOGRAM, INF, INFO, STATESET, SUM, Family,
                               NativeHistogram, Point)
+from tests.reliability.strict_scrape import decode_delimited as decode
 
 G = (("job", "fn"),)
-
-
-def decode(data: bytes) -> list:
-    out = []
-    pos = 0
-    while pos < len(data):
-        length, pos = _DecodeVarint32(data, pos)
-        out.append(MetricFamily.FromString(data[pos:pos + length]))
-        pos += length
-    assert pos == len(data)
-    return out
 
 
 def labels(metric) -> dict:

@@ -123,6 +123,7 @@ class RedisLog:
         self.wait_ms = int(wait_timeout * 1000)
         self._auth = {"username": username or None, "password": password or None}
         self.ca_file = ca_file
+        self._served_tls: set[str] = set()  # addresses seen to answer a TLS handshake
         if ca_file:
             self._auth.update(ssl=True, ssl_ca_certs=ca_file)
         self._master: tuple[str, int] | None = None
@@ -153,11 +154,13 @@ class RedisLog:
                 f"the ACL the gateway needs is in the README, \"Running replicas\"",
                 f"Redis' ACL refuses user \"{user}\" a command: check {KEY}::username")
         if "CERTIFICATE_VERIFY_FAILED" in text:
+            self._served_tls.add(address)  # it sent a certificate: it serves TLS
             return RedisMisconfigured(
                 f"{KEY}::tls::ca_file: the certificate of Redis at {address} is not trusted with "
                 f"\"{self.ca_file}\" ({text})",
                 f"the Redis server's certificate is not trusted: check {KEY}::tls::ca_file")
-        if first and self.ca_file and ("SSL" in text or "Timeout" in text):
+        if (first and self.ca_file and address not in self._served_tls
+                and ("SSL" in text or "Timeout" in text)):
             text += f" ({KEY}::tls is set: does {address} serve TLS?)"
         elif first and not self.ca_file and ("reset by peer" in text or "Connection closed" in text):
             text += f" (if {address} serves TLS only, set {KEY}::tls::ca_file)"
@@ -176,6 +179,8 @@ class RedisLog:
             client = self._client(host, port, COMMAND_TIMEOUT)
             try:
                 info = await client.info("cluster")
+                if self.ca_file:
+                    self._served_tls.add(f"{host}:{port}")
                 if not info.get("cluster_enabled"):
                     return host, port
                 for lo, hi, master, *_ in await client.execute_command("CLUSTER SLOTS"):

@@ -1,7 +1,8 @@
 """Serving a handful of fixed routes on aiohttp's low-level server, and counting requests in flight.
 
 The service mounts each endpoint's routes (receivers and exporter) on one ``Router``; ``InFlight``
-lets shutdown wait for requests that have started, bodies still arriving included.
+lets shutdown wait for requests that have started, bodies still arriving included; ``AnswerRound``
+holds the answers to the writes of one turn of the event loop so that they go out together.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .http_errors import error_response
 log = logging.getLogger("otelgravel.http")
 # Request methods kept as they are in the duration histogram (OTel semconv); others are _OTHER.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"})
+_WRITES = frozenset({"POST", "PUT", "DELETE"})  # answered with their round (AnswerRound)
 
 
 class Router:
@@ -34,8 +36,9 @@ class Router:
     _TAIL = "{tail:.*}"
 
     def __init__(self, routes: list[web.RouteDef], in_flight: "InFlight", durations=None,
-                 elsewhere: dict[str, str] | None = None):
+                 elsewhere: dict[str, str] | None = None, answers: "AnswerRound | None" = None):
         self._in_flight = in_flight
+        self._answers = answers  # None: every answer goes out as soon as it is made
         self._elsewhere = {} if elsewhere is None else elsewhere  # component -> URL, for 404 hints
         # telemetry.counters.BucketHistogram keyed (route template, method, status), or None
         self._durations = durations
@@ -81,6 +84,8 @@ class Router:
                 await self._expect(request)
             response = await handler(request)
             status = response.status
+            if self._answers is not None and request.method in _WRITES and request.keep_alive:
+                await self._answers.wait()
             return response
         except web.HTTPException as exc:
             status = exc.status
@@ -119,6 +124,47 @@ class Router:
         if request.version != HttpVersion11 or request.headers["Expect"].lower() != "100-continue":
             raise web.HTTPExpectationFailed(text=f"unsupported Expect: {request.headers['Expect']}\n")
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
+class AnswerRound:
+    """The answers to the writes (pushes, exports, deletes) handled in one turn of the event loop
+    are held until the next turn and then go out back to back.
+
+    Why: under load, an answer written the moment it is made wakes the client's side once per
+    answer (a cross-CPU wakeup, dear in a virtual machine), and each turn of the loop handles
+    fewer requests. Held to the end of the turn, the answers of a turn wake it once, and the
+    next turn finds more requests ready. Measured with wrk, 16 kept-alive connections, 2 vCPU:
+    about a quarter more pushes/s, in memory and with a storage directory alike; with a
+    connection per push the gain was nil, so requests that close their connection
+    (``Connection: close``, as Python's ``push_to_gateway`` sends) are not held. This is Redis'
+    way: replies are written in ``beforeSleep``, after the turn's commands have run.
+
+    Nothing is decided later: the write was applied (and logged) before its answer waits. Each
+    answer waits on a future of its own, so that a cancelled request cancels no other.
+    """
+
+    __slots__ = ("_waiting", "rounds")
+
+    def __init__(self):
+        self._waiting: list[asyncio.Future] | None = None
+        self.rounds = 0  # turns that held answers (the tests read it)
+
+    def wait(self) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        if self._waiting is None:
+            self._waiting = [waiter]
+            loop.call_soon(self._release)  # runs after the handlers already queued this turn
+        else:
+            self._waiting.append(waiter)
+        return waiter
+
+    def _release(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        self.rounds += 1
+        for waiter in waiting:
+            if not waiter.done():  # a cancelled request
+                waiter.set_result(None)
 
 
 class InFlight:

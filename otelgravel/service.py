@@ -21,7 +21,7 @@ from .config import Config, Endpoint, HttpLimits
 from .core.store import Store
 from .exporters.prometheus import PrometheusExporter
 from .http_limits import LimitedServer, raise_fd_limit
-from .http_server import InFlight, Router
+from .http_server import AnswerRound, InFlight, Router
 from .processor import GravelProcessor, Rule
 from .receivers.otlp import otlp_routes
 from .receivers.pushgateway import PushgatewayReceiver
@@ -62,6 +62,7 @@ class Service:
         self._runners: list[web.ServerRunner] = []
         self._ticker: asyncio.Task | None = None
         self._in_flight = InFlight()
+        self._answers = AnswerRound()  # one for all listeners: a turn of the loop serves them all
         self.security = Security(config)  # ConfigError for a file that does not load
         self.stats = Stats()  # the edges' counts: the status page and the telemetry read them
         self.telemetry: Telemetry | None = None
@@ -130,7 +131,8 @@ class Service:
 
             timed = self.telemetry is not None and not isinstance(endpoint, _OwnServer)
             router = Router(routes, self._in_flight,
-                            self.stats.request_duration if timed else None, elsewhere=self.bound)
+                            self.stats.request_duration if timed else None, elsewhere=self.bound,
+                            answers=self._answers)
             # auto_decompress off: the receivers decode bodies themselves, under the size cap
             limits = self._limits.get(endpoint, HttpLimits())
             name = self._limits_of.get(endpoint, self._by_endpoint[endpoint][0])

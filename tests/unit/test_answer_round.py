@@ -4,6 +4,7 @@ answered at once. In process, over real HTTP on loopback through the gateway's R
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 from aiohttp import web
@@ -41,7 +42,9 @@ def test_a_cancelled_request_cancels_no_other():
     asyncio.run(main())
 
 
-async def _serve(answers):
+@contextlib.asynccontextmanager
+async def _served(answers):
+    """The Router on a real loopback server, and a client session (kept-alive connections)."""
     async def put(request):
         await request.read()
         return web.Response(text="ok")
@@ -55,21 +58,21 @@ async def _serve(answers):
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
-    return runner, f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield session, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 def test_kept_alive_writes_are_held_and_answered():
     async def main():
         answers = AnswerRound()
-        runner, url = await _serve(answers)
-        try:
-            async with aiohttp.ClientSession() as session:
-                async def push(i):
-                    async with session.put(f"{url}/metrics/job/j{i}", data=b"x 1\n") as r:
-                        return r.status, await r.text()
-                answered = await asyncio.gather(*(push(i) for i in range(40)))
-        finally:
-            await runner.cleanup()
+        async with _served(answers) as (session, url):
+            async def push(i):
+                async with session.put(f"{url}/metrics/job/j{i}", data=b"x 1\n") as r:
+                    return r.status, await r.text()
+            answered = await asyncio.gather(*(push(i) for i in range(40)))
         assert answered == [(200, "ok")] * 40
         assert 1 <= answers.rounds <= 40
     asyncio.run(main())
@@ -78,18 +81,14 @@ def test_kept_alive_writes_are_held_and_answered():
 def test_a_push_that_closes_its_connection_and_a_read_are_not_held():
     async def main():
         answers = AnswerRound()
-        runner, url = await _serve(answers)
-        try:
-            async with aiohttp.ClientSession() as session:
-                async with session.put(f"{url}/metrics/job/j", data=b"x 1\n",
-                                       headers={"Connection": "close"}) as r:
-                    assert r.status == 200
-                async with session.get(f"{url}/metrics") as r:
-                    assert r.status == 200 and await r.text() == "got"
-                assert answers.rounds == 0
-                async with session.put(f"{url}/metrics/job/j", data=b"x 1\n") as r:
-                    assert r.status == 200
-                assert answers.rounds == 1
-        finally:
-            await runner.cleanup()
+        async with _served(answers) as (session, url):
+            async with session.put(f"{url}/metrics/job/j", data=b"x 1\n",
+                                   headers={"Connection": "close"}) as r:
+                assert r.status == 200
+            async with session.get(f"{url}/metrics") as r:
+                assert r.status == 200 and await r.text() == "got"
+            assert answers.rounds == 0
+            async with session.put(f"{url}/metrics/job/j", data=b"x 1\n") as r:
+                assert r.status == 200
+            assert answers.rounds == 1
     asyncio.run(main())

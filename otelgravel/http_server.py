@@ -134,8 +134,8 @@ class AnswerRound:
     answer (a cross-CPU wakeup, dear in a virtual machine), and each turn of the loop handles
     fewer requests. Held to the end of the turn, the answers of a turn wake it once, and the
     next turn finds more requests ready. Measured with wrk, 16 kept-alive connections, 2 vCPU:
-    about a quarter more pushes/s, in memory and with a storage directory alike; with a
-    connection per push the gain was nil, so requests that close their connection
+    16 to 27% more pushes/s, in memory and with a storage directory; with a connection per
+    push the gain was nil, so requests that close their connection
     (``Connection: close``, as Python's ``push_to_gateway`` sends) are not held. This is Redis'
     way: replies are written in ``beforeSleep``, after the turn's commands have run.
 

@@ -7,9 +7,9 @@ rotating order, repetition after repetition, so that load from other processes s
 three, at least ``PAIRED_REPS`` times. Targets (issue 11): interval >= 90% of memory-only, always
 >= 50%, as the ratio of the medians and as the median of each repetition's ratio (``paired_ratio``).
 Beside wrk's ratio (noisy: about +-15% on a shared machine), two figures with less noise: each
-gateway's own CPU per
-push over its wrk runs (``compare.alternate``'s ``cpu``), and ``durable_submit.py``'s in-process
-µs per push of the submit path alone (memory, interval, always; alternating rounds).
+gateway's own CPU per push over its wrk runs (``compare.alternate``'s ``cpu``), and
+``durable_submit.py``'s in-process µs per push of the submit path alone (memory, interval,
+always; alternating rounds).
 
 Restart: ``durable_state.py`` builds a directory with ``--durable-series`` series in a snapshot
 and a log of ``--durable-pushes`` pushes after it (default 1,000,000 and 100,000; quick 100,000

@@ -10,8 +10,10 @@ A push: the record gets the next sequence number, its frame is written with one 
 current segment (so it is in the kernel before anything else happens: a ``kill -9`` loses nothing
 from then on), then it is applied (in log order, synchronously: no other push comes in between),
 then the answer waits as ``sync`` says: ``always`` for an fsync that started after its write (one
-fsync, in a thread, serves every push that arrived while the previous one ran: group commit);
-``interval`` and ``never`` not at all (an fsync every ``sync_interval``, or when the OS decides).
+fsync serves the pushes of a turn of the event loop and every push that arrived while the
+previous one ran: group commit); ``interval`` and ``never`` not at all (an fsync every
+``sync_interval``, or when the OS decides). The fsyncs run in a child process of ours
+(``fsync_process.py``), not in a thread: no GIL handoff per round.
 A write that fails (disk full) is answered 503 and changes nothing; the gateway then refuses
 every push until restarted, because the log, not memory, is the truth.
 
@@ -56,6 +58,7 @@ from ..errors import GravelError, StateUnavailable
 from .applier import Applier
 from .backend import StateBackend
 from .framing import DamagedFile, frame, read_frames
+from .fsync_process import FsyncProcess, FsyncProcessError
 from .record import Record, RecordError, decode_record, encode_record
 from .restoring import HeldCollector
 from .snapshot import decode_snapshot, encode_snapshot
@@ -162,8 +165,9 @@ class FileBackend(StateBackend):
         self._broken: BaseException | None = None
         self._closed = False
         self._ready = False
-        self._next_sync: asyncio.Future | None = None
-        self._syncing = False
+        self._next_sync: asyncio.Future | None = None  # the waiters of the next fsync round
+        self._syncing: tuple[asyncio.Future, list[int]] | None = None  # the round in flight
+        self._syncer = FsyncProcess()
         self._snapshotting: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
         self._held = HeldCollector()
@@ -196,6 +200,10 @@ class FileBackend(StateBackend):
         self._fd = self._create(name, os.O_APPEND)
         self._segment = name
         _fsync_dir(self._dir)
+        try:
+            self._syncer.start()
+        except FsyncProcessError as exc:
+            raise StateFileError(str(exc)) from None
         self._ready = True
         log.info("state restored", extra={"fields": {
             "directory": self.directory, **self._restored,
@@ -376,50 +384,46 @@ class FileBackend(StateBackend):
                       extra={"fields": {"directory": self.directory, "error": exc}})
 
     def _sync_soon(self) -> asyncio.Future:
-        """A future done when an fsync that starts after now has finished (group commit)."""
+        """A future done when an fsync that starts after now has finished (group commit): it
+        starts at the end of this turn of the event loop, so the turn's pushes share it, or
+        when the one in flight ends, for every push that came meanwhile."""
         if self._next_sync is None:
-            self._next_sync = asyncio.get_running_loop().create_future()
-            if not self._syncing:
-                self._syncing = True
-                asyncio.get_running_loop().create_task(self._sync_loop())
+            loop = asyncio.get_running_loop()
+            self._next_sync = loop.create_future()
+            if self._syncing is None:
+                loop.call_soon(self._start_sync)
         return self._next_sync
 
-    async def _sync_loop(self) -> None:
-        try:
-            while self._next_sync is not None:
-                waiters, self._next_sync = self._next_sync, None
-                try:
-                    await self._fsync()
-                except OSError as exc:
-                    self._fail(exc)
-                    waiters.set_exception(self._unavailable())
-                else:
-                    waiters.set_result(None)
-        finally:
-            self._syncing = False
-
-    async def _fsync(self) -> None:
-        """fsync what was written (the current segment and segments cut since), in a thread."""
-        fds, self._unsynced = self._unsynced, []
+    def _start_sync(self) -> None:
+        waiters, self._next_sync = self._next_sync, None
+        if waiters is None:
+            return
+        cut, self._unsynced = self._unsynced, []
         self._dirty = False
-        fd = self._fd
-        await asyncio.get_running_loop().run_in_executor(self._io, self._fsync_fds, fds, fd)
+        self._syncing = (waiters, cut)
+        self._syncer.fsync([*cut, self._fd], self._synced)
 
-    @staticmethod
-    def _fsync_fds(old: list[int], fd: int) -> None:
-        for f in old:
-            os.fsync(f)
-            os.close(f)
-        os.fsync(fd)
+    def _synced(self, error: OSError | None) -> None:
+        (waiters, cut), self._syncing = self._syncing, None
+        for fd in cut:  # the segments cut before the round, now on disk
+            os.close(fd)
+        if error is not None:
+            self._fail(error)
+            if not waiters.done():
+                waiters.set_exception(self._unavailable())
+        elif not waiters.done():
+            waiters.set_result(None)
+        if self._next_sync is not None:
+            self._start_sync()
 
     async def _sync_every(self) -> None:
         while True:
             await asyncio.sleep(self.sync_interval)
             if self._dirty or self._unsynced:
                 try:
-                    await self._fsync()
-                except OSError as exc:
-                    self._fail(exc)
+                    await self._sync_soon()
+                except StateUnavailable:
+                    pass  # _fail has said why; pushes are refused from now on
 
     # ---- snapshots ---------------------------------------------------------------------------
 
@@ -516,8 +520,8 @@ class FileBackend(StateBackend):
         _, status = await asyncio.get_running_loop().run_in_executor(None, os.waitpid, pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             raise StateFileError(f"the snapshot process exited with {os.waitstatus_to_exitcode(status)}")
-        if self._unsynced:  # the cut segments' fds (sync: never has no syncer to close them)
-            await self._fsync()
+        if self._unsynced:  # fsync and close the cut segment (with sync: never, only here)
+            await self._sync_soon()
         self._truncate(position)
         self._log_bytes -= held
         self._sized(os.stat(SNAPSHOT, dir_fd=self._dir, follow_symlinks=False).st_size)
@@ -550,22 +554,24 @@ class FileBackend(StateBackend):
         loop = asyncio.get_running_loop()
         try:
             if self._fd >= 0 and self._broken is None:
-                if self._next_sync is not None or self._syncing:
+                if self._next_sync is not None or self._syncing is not None:
                     await self._sync_soon()
                 if self._seq != self._position:
                     position = self._seq
                     size, series = await loop.run_in_executor(
                         self._io, write_snapshot, self._dir, self.applier.store,
                         self.applier.memory, position, self.applier.keys)
-                    await loop.run_in_executor(self._io, self._fsync_fds, self._unsynced, self._fd)
-                    self._unsynced = []
+                    await self._sync_soon()
                     self._segment = ""  # the current segment is in the snapshot too
                     self._truncate(position)
                     self._segment = segment_name(position + 1)
                     log.info("snapshot written", extra={"fields": {
                         "position": position, "bytes": size, "series": series}})
         finally:
-            for fd in (*self._unsynced, self._fd, self._lock, self._dir):
+            cut = self._syncing[1] if self._syncing is not None else []
+            self._syncing = None
+            self._syncer.close()
+            for fd in (*cut, *self._unsynced, self._fd, self._lock, self._dir):
                 if fd >= 0:
                     os.close(fd)
             self._fd = self._lock = self._dir = -1

@@ -6,7 +6,7 @@ round, and under load the event loop holds the GIL almost all the time. Measured
 ``sync: always`` (wrk, 16 kept-alive connections, 2 vCPU): with the fsync in a thread, 25% of
 the gateway's CPU was in waking and switching threads (``pthread_cond_signal``, futex waits),
 a push cost 165 µs of CPU against memory-only's 83, and throughput was 0.49 of memory-only;
-with this process, 100 µs and 0.82. The fsync still runs in parallel with the event loop, and
+with this process, about 105 µs and 0.73 to 0.82 (A/B runs and the bench). The fsync still runs in parallel with the event loop, and
 the loop pays one ``sendmsg`` and one readable event per round.
 
 The child (``_fsync_child.py``) is a plain interpreter running a script of 40 lines that

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import time
+from functools import partial
 
 from aiohttp import web
 
@@ -77,6 +78,8 @@ class Service:
                                KeyTable(config.gravel.max_idempotency_keys,
                                         config.gravel.idempotency_key_ttl))
         self.state: StateBackend = _backend(config)
+        kind = "redis" if config.gravel.storage.redis is not None else "file"
+        self.state.observe_sync = partial(self.stats.state_sync_duration.observe, (kind,))
 
         exporter = PrometheusExporter(self.store, self.stats)
         self._add("prometheus", config.prometheus.endpoint, exporter.routes(), 1 << 20,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Callable
 
 from .applier import Applier
 from .record import Record
@@ -20,6 +21,10 @@ class StateBackend(ABC):
 
     applier: Applier
     problem: str = ""  # why the backend is not ready, for /-/ready's 503 ("" when none is known)
+    # called with the seconds of each sync that made records durable (an fsync round, a Redis
+    # append round trip); the service points it at its telemetry
+    # (otelgravel_state_sync_duration_seconds)
+    observe_sync: Callable[[float], None] | None = None
 
     @abstractmethod
     async def open(self, applier: Applier) -> None: ...

@@ -168,6 +168,7 @@ class FileBackend(StateBackend):
         self._next_sync: asyncio.Future | None = None  # the waiters of the next fsync round
         self._syncing: tuple[asyncio.Future, list[int]] | None = None  # the round in flight
         self._syncer = FsyncProcess()
+        self._sync_started = 0.0
         self._snapshotting: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
         self._held = HeldCollector()
@@ -401,6 +402,7 @@ class FileBackend(StateBackend):
         cut, self._unsynced = self._unsynced, []
         self._dirty = False
         self._syncing = (waiters, cut)
+        self._sync_started = time.monotonic()
         self._syncer.fsync([*cut, self._fd], self._synced)
 
     def _synced(self, error: OSError | None) -> None:
@@ -411,8 +413,11 @@ class FileBackend(StateBackend):
             self._fail(error)
             if not waiters.done():
                 waiters.set_exception(self._unavailable())
-        elif not waiters.done():
-            waiters.set_result(None)
+        else:
+            if self.observe_sync is not None:
+                self.observe_sync(time.monotonic() - self._sync_started)
+            if not waiters.done():
+                waiters.set_result(None)
         if self._next_sync is not None:
             self._start_sync()
 

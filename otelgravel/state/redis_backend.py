@@ -104,6 +104,7 @@ class RedisBackend(StateBackend):
     async def open(self, applier: Applier) -> None:
         self.applier = applier
         self._apply = applier.apply
+        self.log.observe_append = self.observe_sync
         self._reader = asyncio.create_task(self._read_forever())
         if self.snapshot_interval > 0 and self._encode_snapshot is not None:
             self._snapshotter = asyncio.create_task(self._snapshot_every())

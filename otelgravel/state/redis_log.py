@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -133,6 +134,7 @@ class RedisLog:
         self._queue: list[tuple[bytes, asyncio.Future]] = []
         self._flushing = False
         self.round_trips = 0     # pipelines sent for appends (the benchmark reads them)
+        self.observe_append = None  # called with each append round trip's seconds (telemetry)
         self.appended = 0
 
     # -- connections --------------------------------------------------------------------------
@@ -282,6 +284,7 @@ class RedisLog:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
+                started = time.monotonic()
                 try:
                     ids = await self._call("w", lambda c: self._pipeline(c, batch))
                 except Exception as exc:  # unreachable, refused (OOM, ...): every push of it 503
@@ -291,6 +294,8 @@ class RedisLog:
                         if not fut.done():
                             fut.set_exception(RedisUnavailable(text))
                     continue
+                if self.observe_append is not None:
+                    self.observe_append(time.monotonic() - started)
                 for (*_, fut), sid in zip(batch, ids):
                     if not fut.done():
                         fut.set_result(sid)

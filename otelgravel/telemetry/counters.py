@@ -8,8 +8,9 @@ Hooks for other parts of the gateway (bump them where the event happens, nothing
 - ``stats.count_request(receiver, outcome, points=0)``: a request answered before a receiver ran,
   e.g. ``"unauthorized"``/``"forbidden"`` from the authenticators;
 - ``stats.auth_failures[(receiver, reason)] += 1`` via ``stats.auth_failed(receiver, reason)``;
-- ``stats.state_sync_duration.observe((backend,), seconds)``: one durable-log sync (fsync,
-  Redis round trip), exported as ``otelgravel_state_sync_duration_seconds{backend}``.
+- ``stats.state_sync_duration.observe((backend,), seconds)``: one durable-log sync (an fsync
+  round, a Redis append round trip), exported as ``otelgravel_state_sync_duration_seconds{backend}``;
+  the service hands it to the backend as ``StateBackend.observe_sync``.
 """
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from tests.redis_fixtures import needs_redis, redis_node  # noqa: F401
+
 from .conftest import OM_ACCEPT
 
 ACCEPTED = [("/metrics/job/a", "x 1\n")] * 4 + [
@@ -132,3 +134,36 @@ def test_empty_address_turns_it_off(gateway_factory):
     assert gw.telemetry_url is None
     assert not any(re.search(r"components=\S*telemetry", line) for line in gw.log)
     assert gw.push("/metrics/job/a", "x 1\n")[0] == 200
+
+
+SYNCS = "otelgravel_state_sync_duration_seconds_count"
+
+
+def test_each_fsync_round_of_the_log_is_timed(gateway_factory, tmp_path):
+    """storage.directory: sync: always times each group-commit round (backend="file"), as many
+    rounds as pushes at most and at least one; without a directory nothing is timed."""
+    gw = gateway_factory([f"processors.gravel.storage.directory={tmp_path / 'state'}",
+                          "processors.gravel.storage.sync=always"])
+    for i in range(5):
+        assert gw.push(f"/metrics/job/s{i}", "x 1\n")[0] == 200
+    t = samples(gw)
+    assert 1 <= value(t, SYNCS, backend="file") <= 5, t
+    assert value(t, "otelgravel_state_sync_duration_seconds_sum", backend="file") > 0
+    assert value(t, SYNCS, backend="redis") is None
+
+    memory = gateway_factory()
+    assert memory.push("/metrics/job/m", "x 1\n")[0] == 200
+    assert not any(name == SYNCS for name, _ in samples(memory))
+
+
+@needs_redis
+def test_each_redis_append_round_trip_is_timed(gateway_factory, redis_node):
+    gw = gateway_factory([f"processors.gravel.storage.redis.addresses=[{redis_node.address}]"])
+    deadline = time.monotonic() + 20
+    while gw.request("GET", "/-/ready")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for i in range(3):
+        assert gw.push(f"/metrics/job/r{i}", "x 1\n")[0] == 200
+    t = samples(gw)
+    assert 1 <= value(t, SYNCS, backend="redis") <= 3, t
+    assert value(t, SYNCS, backend="file") is None

@@ -65,6 +65,30 @@ def test_it_fsyncs_each_fd_it_is_sent_and_reports_the_first_error(tmp_path):
     asyncio.run(main())
 
 
+def test_it_outlives_the_signals_that_reach_it_with_its_gateway(tmp_path):
+    """Ctrl-C reaches the whole process group, systemd's stop the whole cgroup: the gateway
+    still has its last fsyncs to do then, so the child ignores them and leaves on end-of-file."""
+    async def main():
+        proc = FsyncProcess()
+        proc.start()
+        fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            assert await fsync(proc, [fd]) is None  # started, its handlers set
+            pid = proc.pid
+            for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                os.kill(pid, number)
+            await asyncio.sleep(0.3)
+            assert alive(pid)
+            assert await fsync(proc, [fd]) is None
+            assert proc.pid == pid and proc.starts == 1
+        finally:
+            proc.close()
+            os.close(fd)
+        assert not alive(pid)
+
+    asyncio.run(main())
+
+
 def test_a_push_with_sync_always_waits_for_the_fsync_process(tmp_path):
     async def main():
         b, a = await always(tmp_path)

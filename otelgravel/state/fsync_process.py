@@ -9,7 +9,7 @@ a push cost 165 µs of CPU against memory-only's 83, and throughput was 0.49 of 
 with this process, about 105 µs and 0.73 to 0.82 (A/B runs and the bench). The fsync still runs in parallel with the event loop, and
 the loop pays one ``sendmsg`` and one readable event per round.
 
-The child (``_fsync_child.py``) is a plain interpreter running a script of 50 lines that
+The child (``_fsync_child.py``) is a plain interpreter running a script of about 45 lines that
 imports only ``os``, ``signal``, ``socket`` and ``sys`` (``-I -S``: no site, no environment).
 It gets the fds to fsync with each request (SCM_RIGHTS), so it holds no state: one that dies
 (killed, OOM) is started again and the request sent again. It leaves by itself when the

@@ -172,7 +172,7 @@ class FileBackend(StateBackend):
         self._snapshotting: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
         self._held = HeldCollector()
-        self._io = ThreadPoolExecutor(1, thread_name_prefix="otelgravel-fsync")
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="otelgravel-snapshot")  # at close
 
     # ---- properties --------------------------------------------------------------------------
 

@@ -166,9 +166,9 @@ class FileBackend(StateBackend):
         self._closed = False
         self._ready = False
         self._next_sync: asyncio.Future | None = None  # the waiters of the next fsync round
-        self._syncing: tuple[asyncio.Future, list[int]] | None = None  # the round in flight
+        # the round in flight: its waiters, the cut segments it fsyncs, when it started
+        self._syncing: tuple[asyncio.Future, list[int], float] | None = None
         self._syncer = FsyncProcess()
-        self._sync_started = 0.0
         self._snapshotting: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
         self._held = HeldCollector()
@@ -401,12 +401,11 @@ class FileBackend(StateBackend):
             return
         cut, self._unsynced = self._unsynced, []
         self._dirty = False
-        self._syncing = (waiters, cut)
-        self._sync_started = time.monotonic()
+        self._syncing = (waiters, cut, time.monotonic())
         self._syncer.fsync([*cut, self._fd], self._synced)
 
     def _synced(self, error: OSError | None) -> None:
-        (waiters, cut), self._syncing = self._syncing, None
+        (waiters, cut, started), self._syncing = self._syncing, None
         for fd in cut:  # the segments cut before the round, now on disk
             os.close(fd)
         if error is not None:
@@ -415,7 +414,7 @@ class FileBackend(StateBackend):
                 waiters.set_exception(self._unavailable())
         else:
             if self.observe_sync is not None:
-                self.observe_sync(time.monotonic() - self._sync_started)
+                self.observe_sync(time.monotonic() - started)
             if not waiters.done():
                 waiters.set_result(None)
         if self._next_sync is not None:

@@ -6,8 +6,9 @@ round, and under load the event loop holds the GIL almost all the time. Measured
 ``sync: always`` (wrk, 16 kept-alive connections, 2 vCPU): with the fsync in a thread, 25% of
 the gateway's CPU was in waking and switching threads (``pthread_cond_signal``, futex waits),
 a push cost 165 µs of CPU against memory-only's 83, and throughput was 0.49 of memory-only;
-with this process, about 105 µs and 0.73 to 0.82 (A/B runs and the bench). The fsync still runs in parallel with the event loop, and
-the loop pays one ``sendmsg`` and one readable event per round.
+with this process, 105 to 130 µs and 0.73 to 0.77 in the bench (up to 0.82 in A/B runs). The
+fsync still runs in parallel with the event loop, and the loop pays one ``sendmsg`` and one
+readable event per round.
 
 The child (``_fsync_child.py``) is a plain interpreter running a script of about 45 lines that
 imports only ``os``, ``signal``, ``socket`` and ``sys`` (``-I -S``: no site, no environment).
@@ -49,7 +50,7 @@ class FsyncProcess:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._request: tuple[list[int], Done] | None = None
         self._retried = False  # the request in flight was sent again after a death
-        self.rounds = 0    # requests answered (tests, telemetry)
+        self.rounds = 0    # requests answered without an error (the tests read it)
         self.starts = 0    # processes started
 
     @property

@@ -370,7 +370,7 @@ class FileBackend(StateBackend):
             return self._apply(record)
         done = self._sync_soon()
         result = self._apply(record)  # a refusal raises here: its answer need not wait
-        await done
+        await asyncio.shield(done)  # a push cancelled while it waits leaves the round to the rest
         return result
 
     def _unavailable(self) -> StateUnavailable:
@@ -424,8 +424,9 @@ class FileBackend(StateBackend):
         while True:
             await asyncio.sleep(self.sync_interval)
             if self._dirty or self._unsynced:
-                try:
-                    await self._sync_soon()
+                try:  # shielded: cancelling this task (at close) must not cancel the round's
+                    # future, which close() and the pushes of the round await too
+                    await asyncio.shield(self._sync_soon())
                 except StateUnavailable:
                     pass  # _fail has said why; pushes are refused from now on
 

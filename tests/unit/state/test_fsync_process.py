@@ -173,3 +173,65 @@ def test_the_fsync_process_ends_when_its_gateway_is_killed(tmp_path):
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+
+def test_close_while_the_periodic_task_awaits_its_round_writes_the_last_snapshot(tmp_path):
+    """``sync: interval``: close() comes in the turn after the periodic task asked for a round
+    (its future made, the round not yet started) and cancels that task. The cancellation must
+    not reach the round's future, which close() awaits too: it did, and close() raised
+    CancelledError without writing the last snapshot."""
+    directory = str(tmp_path / "s")
+
+    async def main():
+        b = FileBackend(directory, "interval", 0.005, 0)
+        await b.open(applier())
+        caught = 0
+        deadline = time.monotonic() + 20
+        while not caught and time.monotonic() < deadline:
+            await b.submit(push(caught))  # something to sync
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0)
+                if b._next_sync is not None and b._syncing is None:
+                    caught = 1  # asked for, not started: the periodic task awaits it
+                    break
+        assert caught, "the periodic task never asked for a round"
+        await b.close()  # in this turn (a task of its own would start after the round did)
+
+    asyncio.run(main())
+    again = applier()
+
+    async def reopen():
+        b = FileBackend(directory, "never", 1.0, 0)
+        await b.open(again)
+        restored = b._restored
+        await b.close()
+        return restored
+
+    restored = asyncio.run(reopen())
+    assert again.store.get("c", JOB).point.value == 1
+    assert restored["replayed"] == 0 and restored["snapshot_position"] == 1, restored
+
+
+def test_a_push_cancelled_while_it_waits_for_its_round_fails_no_other_push(tmp_path):
+    """``sync: always``: two pushes wait for one round (the child is stopped); one's task is
+    cancelled (a handler aiohttp gives up on). The other is still answered when the round ends:
+    the cancellation did not reach the round's future."""
+    async def main():
+        b, a = await always(tmp_path)
+        os.kill(b._syncer.pid, signal.SIGSTOP)
+        try:
+            first = asyncio.ensure_future(b.submit(push(0)))
+            second = asyncio.ensure_future(b.submit(push(1)))
+            await asyncio.sleep(0.1)
+            assert not first.done() and not second.done()
+            first.cancel()
+            await asyncio.sleep(0.05)
+        finally:
+            os.kill(b._syncer.pid, signal.SIGCONT)
+        await asyncio.wait_for(second, 20)
+        assert first.cancelled()
+        assert a.store.get("c", JOB).point.value == 2  # both written and applied
+        await b.close()
+
+    asyncio.run(main())

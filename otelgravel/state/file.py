@@ -48,6 +48,7 @@ import gc
 import logging
 import os
 import secrets
+import signal
 import stat
 import struct
 import sys
@@ -127,6 +128,17 @@ def _write_all(fd: int, data) -> int:
         n = os.write(fd, view)
         view = view[n:]
     return len(data)
+
+
+def _leave_signals_to_parent() -> None:
+    """In the snapshot child: the gateway's handlers are asyncio's, which write the signal's
+    number to the event loop's wakeup fd, shared with the parent since the fork; a SIGTERM sent
+    to the child (or to the group: systemd's stop, Ctrl-C) would reach the parent a second time
+    through it. The child ignores them instead, as the fsync process does: it ends with its
+    snapshot written, or with the parent (PR_SET_PDEATHSIG)."""
+    signal.set_wakeup_fd(-1)
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -510,6 +522,7 @@ class FileBackend(StateBackend):
         if pid == 0:  # the child: write and leave, touching nothing of the parent's
             code = 1
             try:
+                _leave_signals_to_parent()
                 _die_with_parent(parent)
                 gc.disable()  # no collection walking (and copying) the parent's pages
                 write_snapshot(self._dir, applier.store, applier.memory, position, applier.keys)

@@ -3,6 +3,8 @@ import asyncio
 import os
 import time
 
+import pytest
+
 from otelgravel.core.store import Store
 from otelgravel.processor import GravelProcessor
 from otelgravel.state import PUSH, Applier, Record
@@ -123,3 +125,60 @@ def test_the_restored_state_is_left_out_of_collections_for_a_while(tmp_path, mon
         await b.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_signal_sent_to_the_snapshot_child_does_not_reach_the_gateway(tmp_path, monkeypatch,
+                                                                        loop):
+    """The forked snapshot child inherits the gateway's signal handling (asyncio's: the signal's
+    number written to the loop's wakeup fd, which the fork shares). A SIGTERM to the child must
+    neither stop the gateway (it did: the parent read the child's signal as its own) nor the
+    snapshot: the child ignores it and writes the snapshot."""
+    import signal
+
+    from otelgravel.state import file as state_file
+
+    factory = asyncio.new_event_loop if loop == "asyncio" else \
+        pytest.importorskip("uvloop").new_event_loop  # the gateway's loop where installed
+
+    directory = str(tmp_path / "s")
+    started = tmp_path / "child-started"
+    real = state_file.write_snapshot
+
+    def slow(*args, **kw):  # runs in the child
+        open(started, "w").close()
+        time.sleep(0.5)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(state_file, "write_snapshot", slow)
+
+    def children() -> set[int]:
+        pid = os.getpid()
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(p) for p in f.read().split()}
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        got = []
+        loop.add_signal_handler(signal.SIGTERM, got.append, "SIGTERM")
+        try:
+            b = FileBackend(directory, "never", 1.0, 0)
+            await b.open(applier())
+            await b.submit(push(0))
+            before = children()  # the fsync process
+            snapshot = asyncio.ensure_future(b.snapshot())
+            deadline = time.monotonic() + 20
+            while not started.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            (child,) = children() - before
+            os.kill(child, signal.SIGTERM)
+            await asyncio.wait_for(snapshot, 20)  # raises if the child did not write it
+            await asyncio.sleep(0.2)
+            assert got == [], got
+            assert b._position == 1
+            await b.close()
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())

@@ -84,6 +84,10 @@ def run(bench) -> None:
 def _pushes(bench, out: dict) -> None:
     import asyncio
 
+    from otelgravel.state.logframe import ACCELERATED
+
+    out["log_frame"] = "c" if ACCELERATED else "python"  # the gateways import the same build
+    log(f"durable: log frames built in {out['log_frame']}")
     servers = {}
     for mode in MODES:
         port, otlp_port = free_port(), free_port()

@@ -6,9 +6,9 @@ Files (all 0600, in a directory of ours that no other user may write)::
     snapshot               the state at one log position (``snapshot.py``)
     log-<first seq, hex>   segments of the log: frames (``framing.py``) of u64 seq + record
 
-A push: the record gets the next sequence number, its frame is written with one write(2) to the
-current segment (so it is in the kernel before anything else happens: a ``kill -9`` loses nothing
-from then on), then it is applied (in log order, synchronously: no other push comes in between),
+A push: the record gets the next sequence number, its frame (``logframe.py``) is written with one
+write(2) to the current segment (so it is in the kernel before anything else happens: a
+``kill -9`` loses nothing from then on), then it is applied (in log order, synchronously: no other push comes in between),
 then the answer waits as ``sync`` says: ``always`` for an fsync that started after its write (one
 fsync serves the pushes of a turn of the event loop and every push that arrived while the
 previous one ran: group commit); ``interval`` and ``never`` not at all (an fsync every
@@ -58,9 +58,10 @@ from concurrent.futures import ThreadPoolExecutor
 from ..errors import GravelError, StateUnavailable
 from .applier import Applier
 from .backend import StateBackend
-from .framing import DamagedFile, frame, read_frames
+from .framing import DamagedFile, read_frames
 from .fsync_process import FsyncProcess, FsyncProcessError
-from .record import Record, RecordError, decode_record, encode_record
+from .logframe import frame_record
+from .record import Record, RecordError, decode_record
 from .restoring import HeldCollector
 from .snapshot import decode_snapshot, encode_snapshot
 
@@ -365,7 +366,7 @@ class FileBackend(StateBackend):
         if self._broken is not None or self._closed:
             raise self._unavailable()
         seq = self._seq + 1
-        data = frame(_SEQ.pack(seq) + encode_record(record))
+        data = frame_record(seq, record)
         try:
             n = os.write(self._fd, data)
             if n != len(data):

@@ -93,18 +93,23 @@ def _group_bytes(group: tuple) -> bytes:
     return b"".join(parts)
 
 
+def key_part(r: Record) -> bytes:
+    """What version 2 adds after the body: the idempotency key and its fingerprint."""
+    key = r.key.encode()
+    fingerprint = r.fingerprint
+    if len(key) > 0xFFFF or len(fingerprint) > 0xFF:
+        raise RecordError("idempotency key or fingerprint too long for a record")
+    return b"".join((_KEY.pack(len(key)), key, bytes((len(fingerprint),)), fingerprint))
+
+
 def encode_record(r: Record) -> bytes:
     body = r.body
     if r.key is None:
         return b"".join((_HEAD.pack(VERSION, r.kind, r.time, len(r.group)), _group_bytes(r.group),
                          _TAIL.pack(_FORMAT_CODE[r.fmt], len(body)), body))
-    key = r.key.encode()
-    fingerprint = r.fingerprint
-    if len(key) > 0xFFFF or len(fingerprint) > 0xFF:
-        raise RecordError("idempotency key or fingerprint too long for a record")
     return b"".join((_HEAD.pack(VERSION_KEYED, r.kind, r.time, len(r.group)),
                      _group_bytes(r.group), _TAIL.pack(_FORMAT_CODE[r.fmt], len(body)), body,
-                     _KEY.pack(len(key)), key, bytes((len(fingerprint),)), fingerprint))
+                     key_part(r)))
 
 
 def decode_record(b: bytes) -> Record:

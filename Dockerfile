@@ -13,10 +13,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY otelgravel ./otelgravel
-RUN pip install ".[fast]" \
-    && rm -rf /src/build /src/*.egg-info \
+# gcc only for the install: pip builds the log's frame accelerator with it (optional: where it
+# cannot, e.g. a base without Python's headers, the frames are built in Python), then it goes
+RUN (apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
+        || echo "no C compiler: the log's frames are built in Python") \
+    && pip install ".[fast]" \
+    && (apt-get purge -y -qq --auto-remove gcc libc6-dev >/dev/null 2>&1 || true) \
+    && rm -rf /var/lib/apt/lists/* /src/build /src/*.egg-info \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin otelgravel \
     && install -d -m 0700 -o 10001 -g 10001 /var/lib/otelgravel
 

@@ -1,6 +1,6 @@
 """One log frame (``framing.py``) of one record (``record.py``), built in one step: by the C
 accelerator ``_logframe`` where it was built (``pip install`` builds it when a C compiler is
-there, and installs without it when not), else by ``python_frame`` below, byte for byte the same
+there, and installs without it when not), else in Python as before, byte for byte the same
 (``tests/unit/state/test_logframe.py`` holds them to that).
 
 Why C for this one step: under the bench's push load, encoding and framing a record in Python
@@ -13,32 +13,31 @@ from __future__ import annotations
 import struct
 
 from .framing import frame
-from .record import (_FORMAT_CODE, _HEAD, _TAIL, VERSION, VERSION_KEYED, Record, _group_bytes,
+from .record import (_FORMAT_CODE, VERSION, VERSION_KEYED, Record, _group_bytes, encode_record,
                      key_part)
+
+try:
+    from ._logframe import frame_record as _c_frame
+except ImportError:  # built without a C compiler
+    _c_frame = None
+ACCELERATED = _c_frame is not None
 
 _SEQ = struct.Struct("<Q")
 
 
-def python_frame(seq: int, version: int, kind: int, time: float, ngroup: int, group: bytes,
-                 fmt: int, body: bytes, tail: bytes) -> bytes:
-    """The frame of ``u64 seq`` and the record's pieces, in Python (the reference)."""
-    return frame(b"".join((_SEQ.pack(seq), _HEAD.pack(version, kind, time, ngroup), group,
-                           _TAIL.pack(fmt, len(body)), body, tail)))
+def python_frame_record(seq: int, r: Record) -> bytes:
+    """The frame in Python: the record's encoding after its sequence number, framed."""
+    return frame(_SEQ.pack(seq) + encode_record(r))
 
 
-try:
-    from ._logframe import frame_record as _frame
-    ACCELERATED = True
-except ImportError:  # built without a C compiler
-    _frame = python_frame
-    ACCELERATED = False
-
-
-def frame_record(seq: int, r: Record) -> bytes:
-    """The log frame of record ``r`` as record number ``seq``."""
+def c_frame_record(seq: int, r: Record) -> bytes:
+    """The same bytes from one C call."""
     body = r.body if type(r.body) is bytes else bytes(r.body)
     if r.key is None:
-        return _frame(seq, VERSION, r.kind, r.time, len(r.group), _group_bytes(r.group),
-                      _FORMAT_CODE[r.fmt], body, b"")
-    return _frame(seq, VERSION_KEYED, r.kind, r.time, len(r.group), _group_bytes(r.group),
-                  _FORMAT_CODE[r.fmt], body, key_part(r))
+        return _c_frame(seq, VERSION, r.kind, r.time, len(r.group), _group_bytes(r.group),
+                        _FORMAT_CODE[r.fmt], body, b"")
+    return _c_frame(seq, VERSION_KEYED, r.kind, r.time, len(r.group), _group_bytes(r.group),
+                    _FORMAT_CODE[r.fmt], body, key_part(r))
+
+
+frame_record = c_frame_record if ACCELERATED else python_frame_record

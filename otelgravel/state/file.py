@@ -9,11 +9,11 @@ Files (all 0600, in a directory of ours that no other user may write)::
 A push: the record gets the next sequence number, its frame (``logframe.py``) is written with one
 write(2) to the current segment (so it is in the kernel before anything else happens: a
 ``kill -9`` loses nothing from then on), then it is applied (in log order, synchronously: no
-other push comes in between), then the answer waits as ``sync`` says: ``always`` for an fsync that started after its write (one
-fsync serves the pushes of a turn of the event loop and every push that arrived while the
-previous one ran: group commit); ``interval`` and ``never`` not at all (an fsync every
-``sync_interval``, or when the OS decides). The fsyncs run in a child process of ours
-(``fsync_process.py``), not in a thread: no GIL handoff per round.
+other push comes in between), then the answer waits as ``sync`` says: ``always`` for an fsync
+that started after its write (one fsync serves the pushes of a turn of the event loop and every
+push that arrived while the previous one ran: group commit); ``interval`` and ``never`` not at
+all (an fsync every ``sync_interval``, or when the OS decides). The fsyncs run in a child
+process of ours (``fsync_process.py``), not in a thread: no GIL handoff per round.
 A write that fails (disk full) is answered 503 and changes nothing; the gateway then refuses
 every push until restarted, because the log, not memory, is the truth.
 
